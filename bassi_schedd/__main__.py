@@ -1,0 +1,5 @@
+"""Allow ``python -m bassi_schedd``."""
+
+from bassi_schedd.cli import main
+
+raise SystemExit(main())

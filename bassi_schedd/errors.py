@@ -1,0 +1,28 @@
+"""Exceptions that carry one user-facing sentence."""
+
+
+class UserError(Exception):
+    """A problem the user can fix; its message is one clear sentence, shown without traceback."""
+
+    exit_code = 1
+
+
+class UsageError(UserError):
+    """Bad command-line usage (exit 2)."""
+
+    exit_code = 2
+
+
+class TaskFileError(UserError):
+    """A task file that cannot be loaded; the message names the file and key."""
+
+    def __init__(self, path: str, message: str, key: str | None = None, line: int | None = None):
+        self.path = path
+        self.key = key
+        self.line = line
+        where = path if line is None else f"{path}:{line}"
+        if key is not None:
+            text = f"{where}: key '{key}': {message}"
+        else:
+            text = f"{where}: {message}"
+        super().__init__(text)

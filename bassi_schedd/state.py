@@ -1,0 +1,446 @@
+"""The state store: one SQLite file (WAL) with per-task state, run history and requests.
+
+Every change the daemon makes is one transaction, so a kill -9 at any instant leaves either the
+state before or the state after. A partial unique index enforces "a scheduled time is started at
+most once": each (task, scheduled_for) has at most one live disposition row (queued, running,
+finished, missed, coalesced, skipped); only rows that ended `interrupted` or `lost` may be followed
+by a second one (the catch-up of that time).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bassi_schedd.paths import FILE_MODE, make_private_dir
+
+SCHEMA_VERSION = 1
+
+_SCHEMA_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE task_state (
+    task TEXT PRIMARY KEY,
+    first_seen TEXT NOT NULL,
+    last_checked TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    last_status TEXT,
+    last_run_at TEXT,
+    last_ok INTEGER
+);
+CREATE TABLE runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL UNIQUE,
+    task TEXT NOT NULL,
+    trigger TEXT NOT NULL,
+    scheduled_for TEXT,
+    started_at TEXT,
+    ended_at TEXT,
+    duration_s REAL,
+    status TEXT NOT NULL,
+    exit_code INTEGER,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    cost_usd REAL,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    run_dir TEXT,
+    pid INTEGER,
+    pid_create_time REAL,
+    not_before TEXT,
+    sequential INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    detail TEXT
+);
+CREATE UNIQUE INDEX runs_one_per_time ON runs (task, scheduled_for)
+    WHERE trigger IN ('schedule', 'catchup') AND status NOT IN ('interrupted', 'lost');
+CREATE INDEX runs_by_task ON runs (task, seq);
+CREATE INDEX runs_active ON runs (status) WHERE status IN ('running', 'queued');
+CREATE TABLE requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task TEXT NOT NULL,
+    requested_at TEXT NOT NULL
+);
+"""
+
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+
+ACTIVE = ("running", "queued")
+FINISHED = ("success", "failed", "timeout", "replaced", "interrupted", "lost")
+
+
+def to_db(dt: datetime | None) -> str | None:
+    """Canonical UTC text for a datetime (whole seconds keep the unique index exact)."""
+    if dt is None:
+        return None
+    if dt.tzinfo is None:
+        raise ValueError("naive datetime given to the state store")
+    timespec = "seconds" if dt.microsecond == 0 else "milliseconds"
+    return dt.astimezone(UTC).isoformat(timespec=timespec)
+
+
+def from_db(text: str | None) -> datetime | None:
+    """Parse what ``to_db`` wrote."""
+    return None if text is None else datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One history row (SPEC 5 fields plus the daemon's bookkeeping)."""
+
+    run_id: str
+    task: str
+    trigger: str
+    scheduled_for: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_s: float | None
+    status: str
+    exit_code: int | None
+    attempt: int
+    cost_usd: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    run_dir: str | None
+    pid: int | None = None
+    pid_create_time: float | None = None
+    not_before: datetime | None = None
+    sequential: bool = False
+    seq: int = 0
+    detail: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """The documented history fields, JSON-ready."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name in ("pid", "pid_create_time", "not_before", "sequential", "seq"):
+                continue
+            v = getattr(self, f.name)
+            out[f.name] = to_db(v) if isinstance(v, datetime) else v
+        return out
+
+
+_DATE_COLS = ("scheduled_for", "started_at", "ended_at", "not_before")
+_RUN_COLS = [f.name for f in fields(RunRow)]
+
+
+def _row_to_run(row: sqlite3.Row) -> RunRow:
+    data = {k: row[k] for k in _RUN_COLS}
+    for k in _DATE_COLS:
+        data[k] = from_db(data[k])
+    data["sequential"] = bool(data["sequential"])
+    return RunRow(**data)
+
+
+@dataclass(frozen=True)
+class TaskSummary:
+    """Per-task state for ``list`` and ``status``."""
+
+    task: str
+    last_status: str | None
+    last_run_at: datetime | None
+    last_checked: datetime | None
+    done: bool
+    last_ok: bool | None
+
+
+@dataclass(frozen=True)
+class NewRun:
+    """A disposition row to insert: a queued run or a recorded non-run (missed, coalesced...)."""
+
+    run_id: str
+    task: str
+    trigger: str
+    scheduled_for: datetime | None
+    status: str
+    attempt: int = 1
+    not_before: datetime | None = None
+    sequential: bool = False
+    detail: str | None = None
+
+
+class StateDB:
+    """A connection to ``state.db``; not shared between threads."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path):
+        self.conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path, *, timeout_s: float = 10.0) -> StateDB:
+        """Open (creating and migrating as needed) the state DB at ``path``."""
+        make_private_dir(path.parent)
+        if not path.exists():
+            path.touch(mode=FILE_MODE)
+        conn = sqlite3.connect(
+            str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False
+        )
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable across process crashes in WAL mode; only power loss can drop
+        # the last commits, which the at-most-once rule tolerates (it re-checks nothing twice).
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        db = cls(conn, path)
+        db._migrate()
+        return db
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE so writers never deadlock on upgrade)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.tx() as c:
+            version = c.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise RuntimeError(
+                    f"{self.path} was written by a newer bassi-schedd (schema {version})"
+                )
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                for stmt in MIGRATIONS[v].split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+                c.execute(f"PRAGMA user_version = {v}")
+
+    # -- meta ---------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        """A daemon fact such as ``last_tick`` (UTC ISO), ``daemon_pid``, ``daemon_started``."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, items: dict[str, str]) -> None:
+        with self.tx() as c:
+            c.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                list(items.items()),
+            )
+
+    # -- task state ---------------------------------------------------------------------------
+
+    def last_checked(self) -> dict[str, datetime]:
+        """``last_checked`` of every task the daemon has seen."""
+        rows = self.conn.execute("SELECT task, last_checked FROM task_state").fetchall()
+        return {r[0]: datetime.fromisoformat(r[1]) for r in rows}
+
+    def task_summaries(self) -> dict[str, TaskSummary]:
+        """Per-task summary: last status and time, last_checked, done."""
+        out: dict[str, TaskSummary] = {}
+        for r in self.conn.execute("SELECT * FROM task_state"):
+            out[r["task"]] = TaskSummary(
+                task=r["task"],
+                last_status=r["last_status"],
+                last_run_at=from_db(r["last_run_at"]),
+                last_checked=from_db(r["last_checked"]),
+                done=bool(r["done"]),
+                last_ok=None if r["last_ok"] is None else bool(r["last_ok"]),
+            )
+        return out
+
+    def first_seen(self, c: sqlite3.Connection, task: str, now: datetime) -> None:
+        """Register a task the first time it is seen; it never catches up before ``now``."""
+        c.execute(
+            "INSERT OR IGNORE INTO task_state (task, first_seen, last_checked) VALUES (?, ?, ?)",
+            (task, to_db(now), to_db(now)),
+        )
+
+    def set_last_checked(self, c: sqlite3.Connection, task: str, until: datetime) -> None:
+        # Never move backwards: a clock stepped back must not re-open checked times.
+        c.execute(
+            "UPDATE task_state SET last_checked = ? WHERE task = ? AND last_checked < ?",
+            (to_db(until), task, to_db(until)),
+        )
+
+    def set_done(self, c: sqlite3.Connection, task: str) -> None:
+        c.execute("UPDATE task_state SET done = 1 WHERE task = ?", (task,))
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    def insert_runs(self, c: sqlite3.Connection, rows: Sequence[NewRun], now: datetime) -> None:
+        """Insert dispositions; a duplicate live row for a scheduled time is silently ignored."""
+        c.executemany(
+            "INSERT OR IGNORE INTO runs (run_id, task, trigger, scheduled_for, status, attempt, "
+            "not_before, sequential, created_at, detail) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    r.run_id,
+                    r.task,
+                    r.trigger,
+                    to_db(r.scheduled_for),
+                    r.status,
+                    r.attempt,
+                    to_db(r.not_before),
+                    int(r.sequential),
+                    to_db(now),
+                    r.detail,
+                )
+                for r in rows
+            ],
+        )
+
+    def mark_started(
+        self,
+        c: sqlite3.Connection,
+        run_id: str,
+        started_at: datetime,
+        run_dir: str,
+        pid: int | None,
+        pid_create_time: float | None,
+    ) -> None:
+        c.execute(
+            "UPDATE runs SET status = 'running', started_at = ?, run_dir = ?, pid = ?, "
+            "pid_create_time = ? WHERE run_id = ?",
+            (to_db(started_at), run_dir, pid, pid_create_time, run_id),
+        )
+
+    def set_status(
+        self, c: sqlite3.Connection, run_id: str, status: str, detail: str | None = None
+    ) -> None:
+        c.execute(
+            "UPDATE runs SET status = ?, detail = COALESCE(?, detail) WHERE run_id = ?",
+            (status, detail, run_id),
+        )
+
+    def finish(
+        self,
+        c: sqlite3.Connection,
+        run: RunRow,
+        status: str,
+        exit_code: int | None,
+        ended_at: datetime,
+        cost_usd: float | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> None:
+        """Record the end of a run and the task's last status."""
+        duration_s = None
+        if run.started_at is not None:
+            duration_s = round((ended_at - run.started_at).total_seconds(), 3)
+        c.execute(
+            "UPDATE runs SET status = ?, exit_code = ?, ended_at = ?, duration_s = ?, "
+            "cost_usd = ?, input_tokens = ?, output_tokens = ? WHERE run_id = ?",
+            (
+                status,
+                exit_code,
+                to_db(ended_at),
+                duration_s,
+                cost_usd,
+                input_tokens,
+                output_tokens,
+                run.run_id,
+            ),
+        )
+        ok = {"success": 1, "failed": 0, "timeout": 0}.get(status)
+        c.execute(
+            "UPDATE task_state SET last_status = ?, last_run_at = ?, "
+            "last_ok = COALESCE(?, last_ok) WHERE task = ?",
+            (status, to_db(run.started_at or ended_at), ok, run.task),
+        )
+
+    def get_run(self, run_id: str) -> RunRow | None:
+        row = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None else _row_to_run(row)
+
+    def runs_with_status(self, *statuses: str) -> list[RunRow]:
+        """Rows in the given statuses, oldest first (FIFO order for ``queued``)."""
+        marks = ",".join("?" * len(statuses))
+        q = f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY seq"  # noqa: S608
+        return [_row_to_run(r) for r in self.conn.execute(q, statuses)]
+
+    def recent_runs(self, task: str | None = None, limit: int = 20) -> list[RunRow]:
+        """History, newest first."""
+        if task is None:
+            rows = self.conn.execute("SELECT * FROM runs ORDER BY seq DESC LIMIT ?", (limit,))
+        else:
+            rows = self.conn.execute(
+                "SELECT * FROM runs WHERE task = ? ORDER BY seq DESC LIMIT ?", (task, limit)
+            )
+        return [_row_to_run(r) for r in rows]
+
+    def last_finished_run(self, task: str) -> RunRow | None:
+        """The newest run of ``task`` that started and ended (for {last_run_*} variables)."""
+        marks = ",".join("?" * len(FINISHED))
+        row = self.conn.execute(
+            f"SELECT * FROM runs WHERE task = ? AND status IN ({marks}) "  # noqa: S608
+            "AND started_at IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            (task, *FINISHED),
+        ).fetchone()
+        return None if row is None else _row_to_run(row)
+
+    def orphaned_times(self) -> list[tuple[str, datetime]]:
+        """Scheduled times whose run ended interrupted/lost and that have no catch-up yet."""
+        rows = self.conn.execute(
+            "SELECT DISTINCT task, scheduled_for FROM runs r "
+            "WHERE status IN ('interrupted', 'lost') AND trigger IN ('schedule', 'catchup') "
+            "AND NOT EXISTS (SELECT 1 FROM runs x WHERE x.task = r.task "
+            "AND x.scheduled_for = r.scheduled_for AND x.trigger IN ('schedule', 'catchup') "
+            "AND x.status NOT IN ('interrupted', 'lost')) ORDER BY scheduled_for"
+        ).fetchall()
+        return [(r[0], datetime.fromisoformat(r[1])) for r in rows]
+
+    # -- manual runs (execute TASK) -----------------------------------------------------------
+
+    def start_manual_run(
+        self, task: str, run_id: str, run_dir: str, pid: int, started_at: datetime
+    ) -> None:
+        """Record a run a person started with ``execute TASK``."""
+        with self.tx() as c:
+            self.first_seen(c, task, started_at)
+            c.execute(
+                "INSERT INTO runs (run_id, task, trigger, scheduled_for, started_at, status, "
+                "run_dir, pid, created_at) VALUES (?, ?, 'manual', ?, ?, 'running', ?, ?, ?)",
+                (
+                    run_id,
+                    task,
+                    to_db(started_at),
+                    to_db(started_at),
+                    run_dir,
+                    pid,
+                    to_db(started_at),
+                ),
+            )
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        exit_code: int | None,
+        ended_at: datetime,
+        cost_usd: float | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+    ) -> None:
+        """Record the end of a run in its own transaction."""
+        run = self.get_run(run_id)
+        if run is None:
+            raise KeyError(run_id)
+        with self.tx() as c:
+            self.finish(c, run, status, exit_code, ended_at, cost_usd, input_tokens, output_tokens)
+
+    # -- trigger requests ---------------------------------------------------------------------
+
+    def add_request(self, task: str, now: datetime) -> None:
+        """Queue a ``trigger TASK`` request for the daemon."""
+        with self.tx() as c:
+            c.execute(
+                "INSERT INTO requests (task, requested_at) VALUES (?, ?)", (task, to_db(now))
+            )
+
+    def take_requests(self, c: sqlite3.Connection) -> list[tuple[str, datetime]]:
+        rows = c.execute("SELECT id, task, requested_at FROM requests ORDER BY id").fetchall()
+        c.execute("DELETE FROM requests")
+        return [(r[1], datetime.fromisoformat(r[2])) for r in rows]

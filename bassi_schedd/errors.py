@@ -21,8 +21,5 @@ class TaskFileError(UserError):
         self.key = key
         self.line = line
         where = path if line is None else f"{path}:{line}"
-        if key is not None:
-            text = f"{where}: key '{key}': {message}"
-        else:
-            text = f"{where}: {message}"
+        text = f"{where}: key '{key}': {message}" if key is not None else f"{where}: {message}"
         super().__init__(text)

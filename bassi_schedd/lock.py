@@ -12,7 +12,7 @@ import os
 from bassi_schedd.paths import FILE_MODE, Home, make_private_dir
 
 
-class LockBusy(Exception):
+class LockBusyError(Exception):
     """Another live daemon holds the lock."""
 
     def __init__(self, pid: int | None):
@@ -28,7 +28,7 @@ class PidLock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock and write our PID, or raise LockBusy naming the holder."""
+        """Take the lock and write our PID, or raise LockBusyError naming the holder."""
         make_private_dir(self.path.parent)
         # O_CLOEXEC (Python's default) matters: a run that inherited this fd would keep the
         # lock alive after the daemon died.
@@ -38,7 +38,7 @@ class PidLock:
         except BlockingIOError:
             holder = _read_pid(fd)
             os.close(fd)
-            raise LockBusy(holder) from None
+            raise LockBusyError(holder) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd

@@ -436,9 +436,7 @@ class StateDB:
     def add_request(self, task: str, now: datetime) -> None:
         """Queue a ``trigger TASK`` request for the daemon."""
         with self.tx() as c:
-            c.execute(
-                "INSERT INTO requests (task, requested_at) VALUES (?, ?)", (task, to_db(now))
-            )
+            c.execute("INSERT INTO requests (task, requested_at) VALUES (?, ?)", (task, to_db(now)))
 
     def take_requests(self, c: sqlite3.Connection) -> list[tuple[str, datetime]]:
         rows = c.execute("SELECT id, task, requested_at FROM requests ORDER BY id").fetchall()

@@ -1,0 +1,279 @@
+"""The daemon: lock, recovery, the minute loop, signals. The only place that sleeps.
+
+The loop waits on a self-pipe that signal handlers write to (``signal.set_wakeup_fd``), so a
+SIGHUP, SIGUSR1 (trigger), SIGCHLD (a run ended) or SIGTERM wakes it at once; otherwise it wakes
+at the next minute boundary or at the next deadline (timeout, kill, jitter, retry).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import select
+import signal
+import time
+from datetime import UTC, datetime
+from types import FrameType
+
+import structlog
+
+from bassi_schedd import __version__
+from bassi_schedd.errors import UserError
+from bassi_schedd.lock import LockBusyError, PidLock
+from bassi_schedd.paths import Home
+from bassi_schedd.process import Active, become_subreaper, is_alive, read_exit_code
+from bassi_schedd.scheduler import KILL_GRACE_S, Scheduler, wall_now
+from bassi_schedd.state import StateDB
+
+log = structlog.get_logger()
+
+CLOCK_JUMP_S = 60.0
+# Wake this long after :00 so a tick never lands a hair before the boundary it aims for.
+TICK_OFFSET_S = 0.02
+
+
+class Daemon:
+    """``bassi-schedd run``: owns the lock, the scheduler and the loop."""
+
+    def __init__(self, home: Home, *, once: bool = False):
+        self.home = home
+        self.once = once
+        self.lock = PidLock(home)
+        self.stop_signal: int | None = None
+        self.reload = False
+        self.poke = False
+        self._logged_errors: dict[str, str] = {}
+        self._rfd, self._wfd = os.pipe()
+        os.set_blocking(self._wfd, False)
+        os.set_blocking(self._rfd, False)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start, loop until a stop signal (or one tick with ``once``), stop cleanly."""
+        from bassi_schedd.config import load_config
+        from bassi_schedd.loader import TaskLoader
+        from bassi_schedd.logs import configure_logging
+
+        self.home.ensure()
+        config = load_config(self.home)
+        configure_logging(
+            self.home.log_file, max_bytes=config.log_max_bytes, backups=config.log_backups
+        )
+        try:
+            self.lock.acquire()
+        except LockBusyError as e:
+            log.error("lock.busy", pid=e.pid, pid_file=str(self.home.pid_file))
+            raise UserError(f"bassi-schedd is {e} for {self.home.root}") from None
+        self._install_signals()
+        subreaper = become_subreaper()
+        db = StateDB.open(self.home.state_db)
+        self.sched = Scheduler(self.home, db, config)
+        self.loader = TaskLoader(self.home, config)
+        now = wall_now()
+        db.set_meta(
+            {
+                "daemon_pid": str(os.getpid()),
+                "daemon_started": now.isoformat(),
+                "version": __version__,
+            }
+        )
+        log.info(
+            "daemon.start",
+            pid=os.getpid(),
+            version=__version__,
+            home=str(self.home.root),
+            once=self.once,
+            subreaper=subreaper,
+        )
+        self._reload(now)
+        self._recover(now)
+        self._notify("READY=1")
+        try:
+            self._loop()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _install_signals(self) -> None:
+        signal.set_wakeup_fd(self._wfd, warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1, signal.SIGCHLD):
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            self.stop_signal = signum
+        elif signum == signal.SIGHUP:
+            self.reload = True
+        elif signum == signal.SIGUSR1:
+            self.poke = True
+
+    # -- recovery -----------------------------------------------------------------------------
+
+    def _recover(self, now: datetime) -> None:
+        """Adopt runs a killed daemon left behind, or close them as lost (their times: missed)."""
+        db = self.sched.db
+        for row in db.runs_with_status("running"):
+            run_dir = self.home.run_dir(row.task, row.run_id)
+            if row.pid is not None and is_alive(row.pid, row.pid_create_time):
+                spec_timeout_s = self._timeout_for(row.task)
+                started = row.started_at or now
+                left_s = spec_timeout_s - (now - started).total_seconds()
+                self.sched.active.append(
+                    Active(
+                        run_id=row.run_id,
+                        task=row.task,
+                        pid=row.pid,
+                        created=row.pid_create_time,
+                        run_dir=run_dir,
+                        deadline_mono=time.monotonic() + max(left_s, 0.0),
+                    )
+                )
+                log.info(
+                    "run.adopted",
+                    task=row.task,
+                    run_id=row.run_id,
+                    pid=row.pid,
+                    scheduled_for=_iso(row.scheduled_for),
+                    trigger=row.trigger,
+                )
+                continue
+            rc = read_exit_code(run_dir)
+            if rc is not None:
+                # It finished while no daemon watched; the wrapper kept its exit code.
+                self.sched.finish_run(row.run_id, "success" if rc == 0 else "failed", rc)
+            else:
+                self.sched.finish_run(row.run_id, "lost", None, reason="daemon died while it ran")
+        # Interrupted and lost times count as missed now, under each task's on_missed.
+        for task, at in db.orphaned_times():
+            self.sched.recovered.setdefault(task, []).append(at)
+
+    def _timeout_for(self, task: str) -> float:
+        spec = self.sched.tasks.get(task)
+        return spec.timeout_s if spec is not None else 3600.0
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        sched = self.sched
+        sched.tick(wall_now())
+        last_wall, last_mono = time.time(), time.monotonic()
+        next_tick = _next_boundary(last_wall)
+        while self.stop_signal is None:
+            if self.once and not sched.active and not self._startable(wall_now()):
+                return
+            self._wait(next_tick)
+            if self.stop_signal is not None:
+                break
+            wall, mono = time.time(), time.monotonic()
+            jump_s = (wall - last_wall) - (mono - last_mono)
+            last_wall, last_mono = wall, mono
+            now = datetime.fromtimestamp(wall, UTC)
+            tick_now = self.poke or self.reload or (wall >= next_tick and not self.once)
+            if abs(jump_s) > CLOCK_JUMP_S:
+                log.warning("clock.jump", jump_s=round(jump_s, 1), now=now.isoformat())
+                tick_now = not self.once
+            if self.reload or (tick_now and not self.once):
+                self._reload(now, hup=self.reload)
+            if tick_now:
+                self.poke = self.reload = False
+                sched.tick(now)
+                next_tick = _next_boundary(wall)
+            sched.service(now)
+            self._notify("WATCHDOG=1")
+
+    def _startable(self, now: datetime) -> bool:
+        return any(
+            r.not_before is None or r.not_before <= now
+            for r in self.sched.db.runs_with_status("queued")
+            if r.task in self.sched.tasks
+        )
+
+    def _wait(self, next_tick_wall: float) -> None:
+        timeout_s = next_tick_wall - time.time()
+        soonest = self.sched.next_wakeup_mono(wall_now())
+        if soonest is not None:
+            timeout_s = min(timeout_s, soonest - time.monotonic())
+        timeout_s = min(max(timeout_s, 0.0), 30.0)  # 30 s cap: watchdog pings and safety
+        if self.poke or self.reload:
+            timeout_s = 0.0
+        try:
+            select.select([self._rfd], [], [], timeout_s)
+        except InterruptedError:
+            pass
+        try:
+            while os.read(self._rfd, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def _reload(self, now: datetime, hup: bool = False) -> None:
+        result = self.loader.load()
+        for name in sorted(result.added):
+            log.info("task.loaded", task=name, file=str(result.tasks[name].path))
+        for name in sorted(result.changed):
+            log.info("task.changed", task=name, file=str(result.tasks[name].path))
+        for name in sorted(result.removed):
+            log.info("task.removed", task=name)
+        errors = {str(k): str(e) for k, e in result.errors.items()}
+        for key, message in sorted(errors.items()):
+            if self._logged_errors.get(key) != message:  # once per distinct problem, not per tick
+                log.error("task.invalid", task=key, error=message)
+        self._logged_errors = errors
+        if hup:
+            log.info("daemon.reload", tasks=len(result.tasks), invalid=len(result.errors))
+        self._register_secrets(result.tasks.values())
+        self.sched.set_tasks(dict(result.tasks), now)
+
+    def _register_secrets(self, specs: object) -> None:
+        from bassi_schedd.logs import register_secret_values
+
+        values = [v for s in specs for _, v in s.env]  # type: ignore[attr-defined]
+        values += [os.environ[n] for n in self.sched.config.pass_env if n in os.environ]
+        register_secret_values(values)
+
+    # -- stopping -----------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        """SIGTERM every run, wait up to the grace, SIGKILL, record ``interrupted``, exit 0."""
+        sched = self.sched
+        mono = time.monotonic()
+        for a in sched.active:
+            a.terminate("interrupted", mono, KILL_GRACE_S)
+        deadline = mono + KILL_GRACE_S + 2.0
+        while sched.active and time.monotonic() < deadline:
+            for a in list(sched.active):
+                ended, rc = a.poll()
+                if ended:
+                    sched.active.remove(a)
+                    sched.finish_run(a.run_id, a.stop_reason or "interrupted", rc)
+                else:
+                    a.kill_if_due(time.monotonic())
+            if sched.active:
+                select.select([self._rfd], [], [], 0.1)
+        for a in sched.active:  # unkillable (D state): record it anyway
+            sched.finish_run(a.run_id, "interrupted", None, reason="did not exit after SIGKILL")
+        sched.active.clear()
+        self._notify("STOPPING=1")
+        log.info("daemon.stop", pid=os.getpid(), signal=_signame(self.stop_signal))
+        sched.db.close()
+        self.lock.release()
+
+    def _notify(self, message: str) -> None:
+        try:
+            from bassi_schedd.sdnotify import notify
+        except ImportError:
+            return
+        notify(message)
+
+
+def _next_boundary(wall: float) -> float:
+    return math.floor(wall / 60.0) * 60.0 + 60.0 + TICK_OFFSET_S
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return None if dt is None else dt.astimezone(UTC).isoformat()
+
+
+def _signame(sig: int | None) -> str | None:
+    return None if sig is None else signal.Signals(sig).name

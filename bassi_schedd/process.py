@@ -1,0 +1,188 @@
+"""Starting a run as an isolated child and ending its whole process tree.
+
+A run is started through a one-line ``/bin/sh`` wrapper that records the command's exit code in
+the run folder: if the daemon dies, the next daemon adopts the still-running child and can still
+learn how it ended. Children get their own session, so a timeout can signal the group; psutil
+finds descendants that escaped into their own groups or sessions, and on Linux the daemon becomes
+a child subreaper so orphans are re-parented to it (and reaped) instead of to init.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from bassi_schedd.paths import FILE_MODE
+
+EXIT_CODE_FILE = "exit_code"
+_WRAPPER = '"$@"; rc=$?; echo "$rc" > "$BASSI_RUN_DIR/exit_code"; exit "$rc"'
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def become_subreaper() -> bool:
+    """On Linux, adopt our orphaned descendants so none escapes to init (best effort)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def spawn(
+    argv: list[str], env: dict[str, str], cwd: Path, run_dir: Path
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in a new session with stdin /dev/null and output to ``output.log``.
+
+    Raises OSError when the program cannot be started (missing cwd, shell...).
+    """
+    out_fd = os.open(run_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+    try:
+        return subprocess.Popen(
+            ["/bin/sh", "-c", _WRAPPER, "bassi-run", *argv],
+            stdin=subprocess.DEVNULL,
+            stdout=out_fd,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            umask=0o077,
+            close_fds=True,
+        )
+    finally:
+        os.close(out_fd)
+
+
+def create_time(pid: int) -> float | None:
+    """psutil's create time of ``pid`` (identifies a process across PID reuse)."""
+    try:
+        return float(psutil.Process(pid).create_time())
+    except psutil.Error:
+        return None
+
+
+def is_alive(pid: int, created: float | None) -> bool:
+    """True when ``pid`` runs, is not a zombie and (if given) has that create time."""
+    try:
+        p = psutil.Process(pid)
+        if created is not None and abs(p.create_time() - created) > 0.01:
+            return False
+        return bool(p.status() != psutil.STATUS_ZOMBIE)
+    except psutil.Error:
+        return False
+
+
+def read_exit_code(run_dir: Path) -> int | None:
+    """The exit code the wrapper wrote, if the command ended on its own."""
+    try:
+        return int((run_dir / EXIT_CODE_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def run_processes(root_pid: int, run_id: str) -> list[psutil.Process]:
+    """Every live process of a run: the root, its descendants, its group, anyone with its id."""
+    found: dict[int, psutil.Process] = {}
+    try:
+        root = psutil.Process(root_pid)
+        found[root.pid] = root
+        for c in root.children(recursive=True):
+            found[c.pid] = c
+    except psutil.Error:
+        pass
+    me = os.getpid()
+    uid = os.getuid()
+    # Descendants that double-forked away from the tree still carry the run's environment.
+    for p in psutil.process_iter(["uids"]):
+        if p.pid in found or p.pid == me:
+            continue
+        try:
+            uids = p.info["uids"]
+            if uids is None or uids.real != uid:
+                continue
+            if os.getpgid(p.pid) == root_pid or p.environ().get("BASSI_RUN_ID") == run_id:
+                found[p.pid] = p
+        except (psutil.Error, OSError):
+            continue
+    return list(found.values())
+
+
+def signal_run(root_pid: int, run_id: str, sig: int) -> int:
+    """Send ``sig`` to the run's group and every process of it; returns how many were alive."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(root_pid, sig)
+    alive = 0
+    for p in run_processes(root_pid, run_id):
+        try:
+            if p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            p.send_signal(sig)
+            alive += 1
+        except psutil.Error:
+            continue
+    return alive
+
+
+def reap_strays(tracked: set[int]) -> list[int]:
+    """Reap zombie children we do not track (orphans re-parented to us as subreaper)."""
+    reaped = []
+    for c in psutil.Process().children():
+        if c.pid in tracked:
+            continue
+        try:
+            pid, _ = os.waitpid(c.pid, os.WNOHANG)
+        except ChildProcessError:
+            continue
+        if pid:
+            reaped.append(pid)
+    return reaped
+
+
+@dataclass
+class Active:
+    """A run the daemon is watching: its own child (``popen``) or an adopted process."""
+
+    run_id: str
+    task: str
+    pid: int
+    created: float | None
+    run_dir: Path
+    deadline_mono: float
+    popen: subprocess.Popen[bytes] | None = None
+    stop_reason: str | None = None  # timeout | replaced | interrupted
+    kill_at_mono: float | None = None  # when SIGKILL follows the SIGTERM already sent
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def poll(self) -> tuple[bool, int | None]:
+        """(ended, exit code) without blocking."""
+        if self.popen is not None:
+            rc = self.popen.poll()
+            if rc is None:
+                return False, None
+            return True, rc if rc >= 0 else 128 - rc
+        if is_alive(self.pid, self.created):
+            return False, None
+        return True, read_exit_code(self.run_dir)
+
+    def terminate(self, reason: str, now_mono: float, grace_s: float) -> None:
+        """SIGTERM the whole run now; SIGKILL survivors after ``grace_s``."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        if self.kill_at_mono is None:
+            signal_run(self.pid, self.run_id, signal.SIGTERM)
+            self.kill_at_mono = now_mono + grace_s
+
+    def kill_if_due(self, now_mono: float) -> None:
+        if self.kill_at_mono is not None and now_mono >= self.kill_at_mono:
+            signal_run(self.pid, self.run_id, signal.SIGKILL)
+            self.kill_at_mono = now_mono + 1.0  # keep sweeping until every survivor is gone

@@ -1,0 +1,433 @@
+"""One tick of scheduling: due times -> dispositions in the state DB -> runs started.
+
+Never sleeps and never reads the wall clock for decisions: the daemon loop passes ``now`` in.
+Wall-clock readings here only timestamp records (started_at, ended_at).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import structlog
+
+from bassi_schedd import policy
+from bassi_schedd.paths import Home
+from bassi_schedd.process import Active, reap_strays, run_processes, spawn
+from bassi_schedd.rundir import child_argv, child_env, new_run_id, prepare_run_dir
+from bassi_schedd.schedule import next_times, scheduled_times
+from bassi_schedd.spec import DaemonConfig, TaskSpec
+from bassi_schedd.state import NewRun, RunRow, StateDB
+
+log = structlog.get_logger()
+
+KILL_GRACE_S = 10.0
+MAX_TIMES_PER_TICK = 1000
+# A window with more due times than we record one by one (a very long outage of a frequent
+# task) is narrowed to the most recent of these horizons; older times are counted in one log line.
+_HORIZONS = (timedelta(days=1), timedelta(hours=1), timedelta(minutes=10))
+
+
+def wall_now() -> datetime:
+    """Current UTC time, for timestamps on records (decisions use the tick's ``now``)."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Scheduler:
+    """The daemon's scheduling state: loaded tasks, watched runs, and the state DB."""
+
+    home: Home
+    db: StateDB
+    config: DaemonConfig
+    tasks: dict[str, TaskSpec] = field(default_factory=dict)
+    active: list[Active] = field(default_factory=list)
+    next_due: dict[str, tuple[datetime, datetime | None]] = field(default_factory=dict)
+    recovered: dict[str, list[datetime]] = field(default_factory=dict)
+    prev_tick: datetime | None = None
+    # Leftover processes of ended runs: (root pid, run id, SIGKILL at (monotonic), SIGTERM sent)
+    sweeps: list[tuple[int, str, float, bool]] = field(default_factory=list)
+    python: str = sys.executable
+    parent_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    def set_tasks(self, tasks: dict[str, TaskSpec], now: datetime) -> None:
+        """Adopt a new task set; tasks new or re-enabled start checking from the previous tick."""
+        seen_from = self.prev_tick if self.prev_tick is not None and self.prev_tick < now else now
+        with self.db.tx() as c:
+            for name, spec in tasks.items():
+                old = self.tasks.get(name)
+                if old is not spec:
+                    self.next_due.pop(name, None)
+                self.db.first_seen(c, name, seen_from)
+                if spec.enabled and old is not None and not old.enabled:
+                    # Times while paused are not owed: resuming never catches up on them.
+                    self.db.set_last_checked(c, name, seen_from)
+        self.tasks = tasks
+
+    # -- the tick -----------------------------------------------------------------------------
+
+    def tick(self, now: datetime, requests: bool = True) -> None:
+        """Record a disposition for every due time of every task, then start what can start."""
+        checked = self.db.last_checked()
+        done_tasks = {n for n, s in self.db.task_summaries().items() if s.done}
+        new_rows: list[NewRun] = []
+        advanced: dict[str, datetime] = {}
+        done: list[str] = []
+        for name, spec in self.tasks.items():
+            if not spec.enabled or name in done_tasks:
+                continue
+            after = checked.get(name, now)
+            extra = self.recovered.pop(name, [])
+            due = self._due_times(spec, after, now)
+            if not due and not extra:
+                continue
+            rows = self._dispositions(spec, due, extra, now)
+            new_rows += rows
+            advanced[name] = now
+            if spec.schedule.kind == "at" and due:
+                done.append(name)
+        with self.db.tx() as c:
+            if requests:
+                for task, at in self.db.take_requests(c):
+                    if task in self.tasks:
+                        new_rows.append(
+                            NewRun(new_run_id(at), task, "manual", at, "queued", not_before=at)
+                        )
+            self.db.insert_runs(c, new_rows, now)
+            for name, until in advanced.items():
+                self.db.set_last_checked(c, name, until)
+            for name in done:
+                self.db.set_done(c, name)
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ('last_tick', ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (now.isoformat(),),
+            )
+        for r in new_rows:
+            if r.status != "queued":
+                log.info(
+                    "run.missed",
+                    task=r.task,
+                    run_id=r.run_id,
+                    scheduled_for=_iso(r.scheduled_for),
+                    trigger=r.trigger,
+                    status=r.status,
+                    reason=r.detail,
+                )
+        self.prev_tick = now
+        self.dispatch(now)
+
+    def _due_times(self, spec: TaskSpec, after: datetime, now: datetime) -> list[datetime]:
+        memo = self.next_due.get(spec.name)
+        if memo is not None and memo[0] == after and (memo[1] is None or memo[1] > now):
+            return []  # nothing due yet: skip croniter entirely (this is the hot path)
+        times = scheduled_times(spec.schedule, spec.zone, after, now, limit=MAX_TIMES_PER_TICK)
+        if len(times) >= MAX_TIMES_PER_TICK:
+            times = self._narrow(spec, after, now)
+        if not times:
+            nxt = next_times(spec.schedule, spec.zone, after, 1)
+            self.next_due[spec.name] = (after, nxt[0] if nxt else None)
+        else:
+            self.next_due.pop(spec.name, None)
+        return times
+
+    def _narrow(self, spec: TaskSpec, after: datetime, now: datetime) -> list[datetime]:
+        for horizon in _HORIZONS:
+            start = max(after, now - horizon)
+            times = scheduled_times(spec.schedule, spec.zone, start, now, MAX_TIMES_PER_TICK)
+            if len(times) < MAX_TIMES_PER_TICK:
+                break
+        log.warning(
+            "run.missed",
+            task=spec.name,
+            status="missed",
+            reason="outage too long to record each time",
+            first_after=after.isoformat(),
+            recorded_from=start.isoformat(),
+        )
+        return times
+
+    def _dispositions(
+        self, spec: TaskSpec, due: list[datetime], extra: list[datetime], now: datetime
+    ) -> list[NewRun]:
+        jitter = timedelta(seconds=policy.jitter_s(spec))
+        rows = []
+        for d in policy.plan(spec, due, now, recovered=extra):
+            status = "queued" if d.action == "run" else d.action
+            not_before = max(d.scheduled_for + jitter, now) if d.action == "run" else None
+            rows.append(
+                NewRun(
+                    run_id=new_run_id(d.scheduled_for),
+                    task=spec.name,
+                    trigger=d.trigger,
+                    scheduled_for=d.scheduled_for,
+                    status=status,
+                    not_before=not_before if jitter else None,
+                    sequential=d.sequential,
+                    detail=d.reason,
+                )
+            )
+        return rows
+
+    # -- starting runs ------------------------------------------------------------------------
+
+    def dispatch(self, now: datetime, *, stopping: bool = False) -> None:
+        """Start queued runs in FIFO order, applying overlap and max_concurrent."""
+        if stopping:
+            return
+        waiting: set[str] = set()
+        for row in self.db.runs_with_status("queued"):
+            if row.not_before is not None and row.not_before > now:
+                continue
+            spec = self.tasks.get(row.task)
+            if spec is None:
+                self._set_status(row, "missed", "task file removed or invalid")
+                continue
+            busy = [a for a in self.active if a.task == row.task and a.stop_reason is None]
+            if busy and not (spec.overlap == "allow" and not row.sequential):
+                if row.sequential or row.trigger == "retry" or spec.overlap == "queue":
+                    if spec.overlap == "queue" and not row.sequential and row.task in waiting:
+                        self._set_status(row, "skipped_overlap", "a run is already waiting")
+                    waiting.add(row.task)
+                    continue
+                if spec.overlap == "skip":
+                    self._set_status(row, "skipped_overlap", "previous run still going")
+                    continue
+                for a in busy:  # replace
+                    a.terminate("replaced", time.monotonic(), KILL_GRACE_S)
+            if self.running_count() >= self.config.max_concurrent:
+                break
+            self.start(row, spec, now)
+
+    def running_count(self) -> int:
+        # A run being stopped no longer holds a slot: `replace` must not wait for it.
+        return sum(1 for a in self.active if a.stop_reason is None)
+
+    def _set_status(self, row: RunRow, status: str, reason: str) -> None:
+        with self.db.tx() as c:
+            self.db.set_status(c, row.run_id, status, reason)
+        log.info(
+            "run.skipped" if status == "skipped_overlap" else "run.missed",
+            task=row.task,
+            run_id=row.run_id,
+            scheduled_for=_iso(row.scheduled_for),
+            trigger=row.trigger,
+            status=status,
+            reason=reason,
+        )
+
+    def start(self, row: RunRow, spec: TaskSpec, now: datetime) -> None:
+        """Prepare the run folder, mark the row running (before spawning: at most once), spawn."""
+        scheduled = row.scheduled_for or now
+        fields = {"task": row.task, "run_id": row.run_id, "scheduled_for": _iso(scheduled)}
+        fields["trigger"] = row.trigger
+        started = wall_now()
+        try:
+            last = self.db.last_finished_run(row.task)
+            run_dir = prepare_run_dir(self.home, spec, row.run_id, scheduled, now, last)
+        except OSError as e:
+            run_dir = self.home.run_dir(row.task, row.run_id)
+            self.fail_to_start(row, started, run_dir, f"cannot prepare the run folder: {e}")
+            return
+        with self.db.tx() as c:
+            self.db.mark_started(c, row.run_id, started, str(run_dir), None, None)
+        env = child_env(
+            self.home, self.config, spec, row.run_id, scheduled, run_dir, self.parent_env
+        )
+        argv = child_argv(self.config, spec, run_dir, self.python)
+        try:
+            popen = spawn(argv, env, spec.cwd, run_dir)
+        except OSError as e:
+            self.fail_to_start(row, started, run_dir, f"cannot start {argv[0]}: {e.strerror or e}")
+            return
+        from bassi_schedd.process import create_time
+
+        created = create_time(popen.pid)
+        with self.db.tx() as c:
+            c.execute(
+                "UPDATE runs SET pid = ?, pid_create_time = ? WHERE run_id = ?",
+                (popen.pid, created, row.run_id),
+            )
+        self.active.append(
+            Active(
+                run_id=row.run_id,
+                task=row.task,
+                pid=popen.pid,
+                created=created,
+                run_dir=run_dir,
+                deadline_mono=time.monotonic() + spec.timeout_s,
+                popen=popen,
+                extra={"attempt": row.attempt},
+            )
+        )
+        latency_s = round((started - scheduled).total_seconds(), 3)
+        log.info("run.start", **fields, pid=popen.pid, attempt=row.attempt, latency_s=latency_s)
+
+    def fail_to_start(self, row: RunRow, started: datetime, run_dir: Path, reason: str) -> None:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            with (run_dir / "output.log").open("a", encoding="utf-8") as f:
+                f.write(f"bassi-schedd: {reason}\n")
+        except OSError:
+            pass
+        with self.db.tx() as c:
+            self.db.mark_started(c, row.run_id, started, str(run_dir), None, None)
+        self.finish_run(row.run_id, "failed", None, reason=reason)
+
+    # -- watching runs ------------------------------------------------------------------------
+
+    def service(self, now: datetime) -> None:
+        """Reap ended runs, enforce timeouts and kill deadlines, start what became startable."""
+        mono = time.monotonic()
+        ended_any = False
+        for a in list(self.active):
+            ended, rc = a.poll()
+            if ended:
+                self.active.remove(a)
+                self._on_end(a, rc)
+                ended_any = True
+                continue
+            if a.stop_reason is None and mono >= a.deadline_mono:
+                log.warning("run.timeout", task=a.task, run_id=a.run_id, pid=a.pid)
+                a.terminate("timeout", mono, KILL_GRACE_S)
+            a.kill_if_due(mono)
+        self._sweep(mono)
+        reap_strays({a.pid for a in self.active if a.popen is not None})
+        if ended_any:
+            self.dispatch(now)
+
+    def _on_end(self, a: Active, rc: int | None) -> None:
+        if a.stop_reason is not None:
+            status = a.stop_reason
+        elif rc == 0:
+            status = "success"
+        else:
+            status = "failed"
+        leftovers = [p.pid for p in run_processes(a.pid, a.run_id)]
+        if leftovers:
+            # Like systemd's control-group kill: nothing of a finished run keeps running.
+            self.sweeps.append((a.pid, a.run_id, time.monotonic() + KILL_GRACE_S, False))
+        self.finish_run(a.run_id, status, rc)
+
+    def _sweep(self, mono: float) -> None:
+        import signal as _signal
+
+        from bassi_schedd.process import signal_run
+
+        keep = []
+        for pid, run_id, kill_at, termed in self.sweeps:
+            if not termed:
+                signal_run(pid, run_id, _signal.SIGTERM)
+                termed = True
+            if mono >= kill_at:
+                if signal_run(pid, run_id, _signal.SIGKILL) == 0:
+                    continue
+                kill_at = mono + 1.0
+            keep.append((pid, run_id, kill_at, termed))
+        self.sweeps = keep
+
+    def finish_run(
+        self, run_id: str, status: str, rc: int | None, reason: str | None = None
+    ) -> None:
+        """Record a run's end (and its retry, if the policy gives one) and log run.end."""
+        run = self.db.get_run(run_id)
+        if run is None:
+            return
+        ended = wall_now()
+        result = _read_result(Path(run.run_dir)) if run.run_dir else {}
+        spec = self.tasks.get(run.task)
+        retry_at = None
+        if spec is not None and status in ("failed", "timeout"):
+            retry_at = policy.next_retry(spec, status, rc, run.attempt, ended)
+        with self.db.tx() as c:
+            self.db.finish(
+                c,
+                run,
+                status,
+                rc,
+                ended,
+                cost_usd=_num(result.get("total_cost_usd")),
+                input_tokens=_int(_usage(result, "input_tokens")),
+                output_tokens=_int(_usage(result, "output_tokens")),
+            )
+            if reason:
+                self.db.set_status(c, run_id, status, reason)
+            if retry_at is not None:
+                retry = NewRun(
+                    run_id=new_run_id(retry_at),
+                    task=run.task,
+                    trigger="retry",
+                    scheduled_for=run.scheduled_for,
+                    status="queued",
+                    attempt=run.attempt + 1,
+                    not_before=retry_at,
+                )
+                self.db.insert_runs(c, [retry], ended)
+        duration_s = round((ended - run.started_at).total_seconds(), 3) if run.started_at else None
+        log.info(
+            "run.end",
+            task=run.task,
+            run_id=run_id,
+            scheduled_for=_iso(run.scheduled_for),
+            trigger=run.trigger,
+            status=status,
+            exit_code=rc,
+            duration_s=duration_s,
+            cost_usd=_num(result.get("total_cost_usd")),
+            error=reason or result.get("error"),
+        )
+        if retry_at is not None:
+            log.info(
+                "run.retry",
+                task=run.task,
+                run_id=run_id,
+                scheduled_for=_iso(run.scheduled_for),
+                trigger="retry",
+                attempt=run.attempt + 1,
+                retry_at=retry_at.isoformat(),
+            )
+
+    def next_wakeup_mono(self, now: datetime) -> float | None:
+        """The soonest monotonic instant something needs attention (timeouts, kills, queue)."""
+        mono = time.monotonic()
+        cands = [a.deadline_mono for a in self.active if a.stop_reason is None]
+        cands += [a.kill_at_mono for a in self.active if a.kill_at_mono is not None]
+        cands += [s[2] for s in self.sweeps]
+        for row in self.db.runs_with_status("queued"):
+            if row.not_before is not None and row.not_before > now:
+                cands.append(mono + (row.not_before - now).total_seconds())
+        if any(a.popen is None for a in self.active):
+            cands.append(mono + 1.0)  # adopted runs are polled: no SIGCHLD tells us they ended
+        return min(cands) if cands else None
+
+
+def _read_result(run_dir: Path) -> dict[str, object]:
+    try:
+        data = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _usage(result: dict[str, object], key: str) -> object:
+    usage = result.get("usage")
+    return usage.get(key) if isinstance(usage, dict) else None
+
+
+def _num(v: object) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _int(v: object) -> int | None:
+    return int(v) if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return None if dt is None else dt.astimezone(UTC).isoformat()

@@ -32,7 +32,7 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix bassi_schedd tests bench
 
 run: $(STAMP)
-	$(BIN)/python bench/demo_home.py $(DEMO_HOME)
+	$(BIN)/python -m bassi_schedd.demo $(DEMO_HOME)
 	$(BIN)/bassi-schedd --home $(DEMO_HOME) run
 
 bench: $(STAMP)

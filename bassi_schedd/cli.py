@@ -53,8 +53,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--once", action="store_true", help="one tick, wait for its runs, exit")
 
     s = sub.add_parser("install", help="install and start the launchd agent or systemd user unit")
-    s.add_argument("--dry-run", action="store_true", help="print files and commands, change nothing")
-    s.add_argument("--no-start", action="store_true", help="write the service file but do not load it")
+    s.add_argument(
+        "--dry-run", action="store_true", help="print files and commands, change nothing"
+    )
+    s.add_argument(
+        "--no-start", action="store_true", help="write the service file but do not load it"
+    )
     s.add_argument("--platform", choices=["linux", "darwin"], help=argparse.SUPPRESS)
     s = sub.add_parser("uninstall", help="stop and remove the service (tasks and history stay)")
     s.add_argument("--dry-run", action="store_true", help="print commands, change nothing")

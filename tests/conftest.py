@@ -85,3 +85,129 @@ def _no_bassi_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Tests never see the developer's own BASSI_HOME."""
     monkeypatch.delenv("BASSI_HOME", raising=False)
     yield
+
+
+# -- the real daemon as a subprocess -----------------------------------------------------------
+
+
+def faketime_lib() -> str:
+    """Path of the libfaketime.so that PyPI's libfaketime package vendors."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("libfaketime")
+    assert spec is not None and spec.origin is not None, "libfaketime is a test dependency"
+    lib = Path(spec.origin).parent / "vendor" / "libfaketime" / "src" / "libfaketime.so.1"
+    assert lib.exists(), lib
+    return str(lib)
+
+
+def faketime_env(at: str) -> dict[str, str]:
+    """Start the process's wall clock at ``at`` (UTC, "YYYY-MM-DD HH:MM:SS"), real speed."""
+    return {
+        "LD_PRELOAD": faketime_lib(),
+        "FAKETIME": f"@{at}",
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        "FAKETIME_NO_CACHE": "1",
+        "TZ": "UTC",
+    }
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 20.0, every: float = 0.05) -> object:
+    """Poll ``predicate`` until it returns something truthy; fail the test on timeout."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+        time.sleep(every)
+
+
+class DaemonProc:
+    """One ``bassi-schedd run`` subprocess with its output captured to files."""
+
+    def __init__(self, home: Home, proc: subprocess.Popen[bytes], out: Path):
+        self.home = home
+        self.proc = proc
+        self.out = out
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def output(self) -> str:
+        return self.out.read_text(errors="replace") if self.out.exists() else ""
+
+    def signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = 15, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout=timeout)
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Wait until the daemon holds the lock and has written its first tick."""
+        import sqlite3
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.output()}")
+            if not self.home.state_db.exists():
+                return False
+            try:
+                con = sqlite3.connect(f"file:{self.home.state_db}?mode=ro", uri=True, timeout=5)
+                try:
+                    row = con.execute("SELECT value FROM meta WHERE key='last_tick'").fetchone()
+                finally:
+                    con.close()
+            except sqlite3.Error:
+                return False
+            return row is not None
+
+        wait_for(ready, timeout)
+
+
+@pytest.fixture
+def daemon(home: Home, tmp_path: Path) -> Iterator[Callable[..., DaemonProc]]:
+    """Start real daemons on the temp home; every one still alive at the end is SIGKILLed."""
+    started: list[DaemonProc] = []
+
+    def _start(
+        *args: str, fake_at: str | None = None, env: dict[str, str] | None = None, once: bool = False
+    ) -> DaemonProc:
+        full_env = base_env(home.root)
+        if fake_at:
+            full_env.update(faketime_env(fake_at))
+        if env:
+            full_env.update(env)
+        out = tmp_path / f"daemon-{len(started)}.out"
+        argv = [*CLI, "run", *(["--once"] if once else []), *args]
+        with out.open("wb") as f:
+            proc = subprocess.Popen(
+                argv, env=full_env, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        d = DaemonProc(home, proc, out)
+        started.append(d)
+        return d
+
+    yield _start
+    for d in started:
+        if d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait(timeout=10)
+
+
+def db_rows(home: Home, sql: str, params: tuple[object, ...] = ()) -> list[dict[str, object]]:
+    """Read the daemon's state DB the way an outside tool would."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{home.state_db}?mode=ro", uri=True, timeout=10)
+    con.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in con.execute(sql, params)]
+    finally:
+        con.close()

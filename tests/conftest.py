@@ -177,11 +177,20 @@ def daemon(home: Home, tmp_path: Path) -> Iterator[Callable[..., DaemonProc]]:
     started: list[DaemonProc] = []
 
     def _start(
-        *args: str, fake_at: str | None = None, env: dict[str, str] | None = None, once: bool = False
+        *args: str,
+        fake_at: str | None = None,
+        clock_file: Path | None = None,
+        env: dict[str, str] | None = None,
+        once: bool = False,
     ) -> DaemonProc:
         full_env = base_env(home.root)
         if fake_at:
             full_env.update(faketime_env(fake_at))
+        if clock_file is not None:
+            # The clock follows the file's "@YYYY-MM-DD HH:MM:SS": rewrite it to step the clock.
+            full_env.update(faketime_env("2000-01-01 00:00:00"))
+            del full_env["FAKETIME"]
+            full_env["FAKETIME_TIMESTAMP_FILE"] = str(clock_file)
         if env:
             full_env.update(env)
         out = tmp_path / f"daemon-{len(started)}.out"

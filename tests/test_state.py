@@ -1,0 +1,130 @@
+"""The SQLite state store: schema, the one-live-row-per-time rule, recovery queries."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bassi_schedd.paths import Home
+from bassi_schedd.state import SCHEMA_VERSION, NewRun, StateDB, from_db, to_db
+
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def db(home: Home) -> StateDB:
+    d = StateDB.open(home.state_db)
+    yield d
+    d.close()
+
+
+def insert(db: StateDB, *rows: NewRun) -> None:
+    with db.tx() as c:
+        db.insert_runs(c, rows, T0)
+
+
+def test_schema_is_versioned_and_wal(db: StateDB, home: Home) -> None:
+    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert oct(home.state_db.stat().st_mode & 0o777) == "0o600"
+    db.close()
+    again = StateDB.open(home.state_db)  # re-opening migrates nothing and keeps data
+    assert again.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_newer_schema_is_refused(db: StateDB, home: Home) -> None:
+    db.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(RuntimeError, match="newer bassi-schedd"):
+        StateDB.open(home.state_db)
+
+
+def test_one_live_row_per_scheduled_time(db: StateDB) -> None:
+    insert(db, NewRun("r1", "t", "schedule", T0, "queued"))
+    insert(db, NewRun("r2", "t", "catchup", T0, "queued"))  # ignored: the time is taken
+    assert [r.run_id for r in db.runs_with_status("queued")] == ["r1"]
+    # Retries and manual runs of the same time are other rows.
+    insert(db, NewRun("r3", "t", "retry", T0, "queued", attempt=2))
+    insert(db, NewRun("r4", "t", "manual", T0, "queued"))
+    assert len(db.runs_with_status("queued")) == 3
+    with db.tx() as c:
+        db.set_status(c, "r1", "interrupted")
+    insert(db, NewRun("r5", "t", "catchup", T0, "queued"))  # allowed after interrupted
+    assert db.get_run("r5") is not None
+
+
+def test_orphaned_times_until_caught_up(db: StateDB) -> None:
+    insert(db, NewRun("a", "t", "schedule", T0, "queued"))
+    insert(db, NewRun("b", "u", "schedule", T0, "queued"))
+    with db.tx() as c:
+        db.set_status(c, "a", "lost")
+        db.set_status(c, "b", "interrupted")
+    assert db.orphaned_times() == [("t", T0), ("u", T0)]
+    insert(db, NewRun("c", "t", "catchup", T0, "missed"))
+    assert db.orphaned_times() == [("u", T0)]
+
+
+def test_last_checked_never_moves_backwards(db: StateDB) -> None:
+    with db.tx() as c:
+        db.first_seen(c, "t", T0)
+        db.set_last_checked(c, "t", T0 + timedelta(minutes=5))
+        db.set_last_checked(c, "t", T0 - timedelta(hours=1))
+    assert db.last_checked()["t"] == T0 + timedelta(minutes=5)
+
+
+def test_finish_records_duration_and_last_status(db: StateDB) -> None:
+    db.start_manual_run("t", "m1", "/tmp/x", 123, T0)
+    db.finish_run(
+        "m1",
+        "failed",
+        2,
+        T0 + timedelta(seconds=1.5),
+        cost_usd=0.01,
+        input_tokens=10,
+        output_tokens=20,
+    )
+    run = db.get_run("m1")
+    assert run is not None and run.duration_s == 1.5 and run.exit_code == 2
+    assert run.public()["ended_at"] == "2026-11-01T09:00:01.500+00:00"
+    s = db.task_summaries()["t"]
+    assert (s.last_status, s.last_ok) == ("failed", False)
+    with pytest.raises(KeyError):
+        db.finish_run("nope", "success", 0, T0)
+
+
+def test_requests_are_taken_once(db: StateDB) -> None:
+    db.add_request("t", T0)
+    with db.tx() as c:
+        assert db.take_requests(c) == [("t", T0)]
+    with db.tx() as c:
+        assert db.take_requests(c) == []
+
+
+def test_timestamps_are_canonical_utc() -> None:
+    assert to_db(T0) == "2026-11-01T09:00:00+00:00"
+    with pytest.raises(ValueError, match="naive"):
+        to_db(datetime(2026, 1, 1))
+    assert from_db(to_db(T0)) == T0
+
+
+def test_kill9_inside_a_transaction_leaves_a_consistent_db(home: Home) -> None:
+    StateDB.open(home.state_db).close()
+    code = f"""
+import os, signal
+from datetime import UTC, datetime
+from bassi_schedd.state import StateDB, NewRun
+db = StateDB.open(__import__('pathlib').Path({str(home.state_db)!r}))
+db.conn.execute("BEGIN IMMEDIATE")
+now = datetime.now(UTC)
+db.insert_runs(db.conn, [NewRun(f"r{{i}}", "t", "manual", now, "queued") for i in range(500)], now)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True)
+    assert p.returncode == -9
+    con = sqlite3.connect(home.state_db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -15,14 +16,10 @@ from bassi_schedd.paths import Home
 def test_acquire_writes_pid_and_blocks_a_second(home: Home) -> None:
     a = PidLock(home)
     a.acquire()
-    import os
-
     assert home.pid_file.read_text().strip() == str(os.getpid())
     assert read_holder(home) == os.getpid()
     with pytest.raises(LockBusyError, match=rf"already running \(pid {os.getpid()}\)"):
-        last = PidLock(home)
-    last.acquire()
-    last.release()
+        PidLock(home).acquire()
     a.release()
     assert read_holder(home) is None
     b = PidLock(home)

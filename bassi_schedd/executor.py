@@ -1,0 +1,330 @@
+"""The bundled executor: one agent run through claude-agent-sdk, recorded in its run folder.
+
+``execute --run-dir DIR`` (what the daemon starts) and ``execute TASK`` both end up in
+:func:`execute_run_dir`. It reads ``task.json`` and ``prompt.txt``, runs the prompt with
+``query()``, appends every message to ``transcript.jsonl`` as it arrives (so a killed run leaves
+a readable partial transcript) and writes ``result.md`` and ``result.json`` at the end.
+
+Exit codes (SPEC 6), chosen by :func:`bassi_schedd.outcome.classify`: 0 success; 1 the task
+failed (not logged in, max turns, budget, other agent errors); 2 bad task or usage; 75 temporary
+(rate limit, overload, network, API 5xx); 128+N when stopped by signal N.
+
+Command tasks never reach the executor: the daemon starts their command itself, and
+``execute TASK`` runs it directly. A ``task.json`` with a ``command`` is refused (exit 2) rather
+than run, so the one path that runs user programs stays the daemon's (and its timeout rules).
+
+This is the only module (with ``commands/execute.py``) that imports claude_agent_sdk; the
+daemon never imports it, which keeps the SDK's ~1 s import and its memory out of the daemon.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import anyio
+
+from bassi_schedd.errors import UsageError
+from bassi_schedd.outcome import EXIT_USAGE, Outcome, RunFacts, classify
+from bassi_schedd.paths import FILE_MODE, write_private_file
+from bassi_schedd.transcript import message_record
+
+# Project + user + local settings: CLAUDE.md of the task's cwd and the user's own settings load
+# exactly as in an interactive session.
+SETTING_SOURCES = ["user", "project", "local"]
+STDERR_TAIL_LINES = 20
+
+OnMessage = Callable[[Any], None]
+
+
+@dataclass
+class _Run:
+    """What one run has seen so far; turned into result.json at the end."""
+
+    transcript_fd: int
+    on_message: OnMessage | None
+    started_mono: float = field(default_factory=time.monotonic)
+    facts: RunFacts = field(default_factory=RunFacts)
+    model: str | None = None
+    session_id: str | None = None
+    result: Any = None  # ResultMessage
+    final_text: str = ""
+
+    def add(self, msg: Any) -> None:
+        from claude_agent_sdk import (
+            AssistantMessage,
+            RateLimitEvent,
+            ResultMessage,
+            SystemMessage,
+            TextBlock,
+        )
+
+        line = json.dumps(message_record(msg), default=str, ensure_ascii=False) + "\n"
+        os.write(self.transcript_fd, line.encode())  # one write per line: never half a line
+        if isinstance(msg, SystemMessage) and msg.subtype == "init":
+            self.model = msg.data.get("model") or self.model
+            self.session_id = msg.data.get("session_id") or self.session_id
+        elif isinstance(msg, AssistantMessage) and msg.parent_tool_use_id is None:
+            text = "".join(b.text for b in msg.content if isinstance(b, TextBlock))
+            if msg.error is not None:
+                self.facts.assistant_error = msg.error
+                self.facts.texts.append(text)
+            elif text:
+                self.final_text = text
+                self.model = msg.model or self.model
+        elif isinstance(msg, RateLimitEvent) and msg.rate_limit_info.status == "rejected":
+            self.facts.rate_limit_resets_at = msg.rate_limit_info.resets_at or 0
+        elif isinstance(msg, ResultMessage):
+            self.take_result(msg)
+        if self.on_message is not None:
+            self.on_message(msg)
+
+    def take_result(self, msg: Any) -> None:
+        self.result = msg
+        self.session_id = msg.session_id or self.session_id
+        f = self.facts
+        f.subtype, f.is_error, f.api_error_status = msg.subtype, msg.is_error, msg.api_error_status
+        f.texts.extend(e for e in (msg.errors or []) if isinstance(e, str))
+        if msg.is_error and msg.result:
+            f.texts.append(msg.result)
+        elif msg.result:
+            self.final_text = msg.result
+
+    def take_exception(self, e: Exception) -> None:
+        from claude_agent_sdk import (
+            CLIConnectionError,
+            CLIJSONDecodeError,
+            CLINotFoundError,
+            ProcessError,
+            ResultError,
+        )
+
+        if isinstance(e, ResultError):
+            if self.result is None and e.data:  # the result frame itself did not parse
+                self.facts.subtype, self.facts.is_error = e.subtype or "success", True
+                self.facts.api_error_status = e.api_error_status
+                self.facts.texts.extend([*e.errors, e.result or ""])
+            return  # the expected non-zero exit after an error result
+        kinds: list[tuple[type[Exception], str]] = [
+            (CLINotFoundError, "cli_not_found"),
+            (CLIJSONDecodeError, "protocol"),
+            (ProcessError, "process"),
+            (CLIConnectionError, "connection"),
+        ]
+        self.facts.exception_kind = next((k for t, k in kinds if isinstance(e, t)), "other")
+        self.facts.exception_text = str(e) or type(e).__name__
+
+    def stderr_line(self, line: str) -> None:
+        """The CLI's stderr: passed on (to output.log or the terminal) and kept for errors."""
+        print(line, file=sys.stderr, flush=True)
+        self.facts.stderr_tail.append(line)
+        del self.facts.stderr_tail[:-STDERR_TAIL_LINES]
+
+
+def build_options(task: Mapping[str, Any], stderr: Callable[[str], None]) -> Any:
+    """ClaudeAgentOptions from a task.json dict: ``[agent]`` options, cwd, preset prompt."""
+    from claude_agent_sdk import ClaudeAgentOptions
+
+    agent = task.get("agent") or {}
+    if not isinstance(agent, Mapping):
+        raise UsageError("task.json: 'agent' must be an object")
+    system_prompt: dict[str, Any] = {"type": "preset", "preset": "claude_code"}
+    append = _opt(agent, "append_system_prompt", str)
+    if append:
+        system_prompt["append"] = append
+    kwargs: dict[str, Any] = {
+        "system_prompt": system_prompt,
+        "setting_sources": SETTING_SOURCES,
+        "cwd": str(task_cwd(task)),
+        "stderr": stderr,
+        "model": _opt(agent, "model", str),
+        "max_turns": _opt(agent, "max_turns", int),
+        "max_budget_usd": _opt(agent, "max_budget_usd", (int, float)),
+        "permission_mode": _opt(agent, "permission_mode", str),
+    }
+    tools = agent.get("allowed_tools")
+    if tools is not None:
+        if not isinstance(tools, list | tuple) or not all(isinstance(t, str) for t in tools):
+            raise UsageError("task.json: agent.allowed_tools must be a list of strings")
+        kwargs["allowed_tools"] = list(tools)
+    cli_path = _opt(agent, "cli_path", str)
+    if cli_path:
+        path = Path(cli_path).expanduser()
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise UsageError(f"agent.cli_path {path} is not an executable file")
+        kwargs["cli_path"] = str(path)
+    return ClaudeAgentOptions(**{k: v for k, v in kwargs.items() if v is not None})
+
+
+def _opt(agent: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    value = agent.get(key)
+    if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+        raise UsageError(f"task.json: agent.{key} has the wrong type ({type(value).__name__})")
+    return value
+
+
+def task_cwd(task: Mapping[str, Any]) -> Path:
+    """The task's working folder; it must exist (the CLI would fail later, less clearly)."""
+    cwd = Path(str(task.get("cwd") or "~")).expanduser()
+    if not cwd.is_dir():
+        raise UsageError(f"the task's cwd {cwd} is not a folder")
+    return cwd
+
+
+def load_run_dir(run_dir: Path) -> tuple[dict[str, Any], str]:
+    """task.json (as a plain dict) and prompt.txt of a prepared run folder; UsageError if bad."""
+    try:
+        task = json.loads((run_dir / "task.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"{run_dir} has no task.json") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read {run_dir / 'task.json'}: {e}") from None
+    except ValueError as e:
+        raise UsageError(f"{run_dir / 'task.json'} is not valid JSON: {e}") from None
+    if not isinstance(task, dict):
+        raise UsageError(f"{run_dir / 'task.json'} must hold a JSON object")
+    if task.get("command"):
+        raise UsageError(
+            f"task '{task.get('name')}' is a command task; the daemon runs its command directly"
+        )
+    try:
+        prompt = (run_dir / "prompt.txt").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{run_dir} has no prompt.txt") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read {run_dir / 'prompt.txt'}: {e}") from None
+    if not prompt.strip():
+        raise UsageError(f"{run_dir / 'prompt.txt'} is empty")
+    return task, prompt
+
+
+def execute_run_dir(
+    run_dir: Path, on_message: OnMessage | None = None, timeout_s: float | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Run the prepared run folder; returns the exit code and what went into result.json."""
+    if not run_dir.is_dir():
+        return _fail_early(None, f"run folder {run_dir} does not exist")
+    started_at = datetime.now(UTC)
+    try:
+        task, prompt = load_run_dir(run_dir)
+        fd = os.open(
+            run_dir / "transcript.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE
+        )
+    except (UsageError, OSError) as e:
+        return _fail_early(run_dir, str(e), started_at)
+    run = _Run(fd, on_message)
+    try:
+        options = build_options(task, run.stderr_line)
+        run.model = options.model
+        _quiet_sdk_logging()
+        anyio.run(_drive, prompt, options, run, timeout_s)
+    except UsageError as e:
+        return _fail_early(run_dir, str(e), started_at, task)
+    finally:
+        os.close(fd)
+    outcome = classify(run.facts)
+    data = _result_json(run, outcome, task, started_at)
+    write_private_file(run_dir / "result.md", run.final_text if outcome.exit_code == 0 else "")
+    write_private_file(run_dir / "result.json", json.dumps(data, indent=2) + "\n")
+    return outcome.exit_code, data
+
+
+async def _drive(prompt: str, options: Any, run: _Run, timeout_s: float | None) -> None:
+    """Stream query() into ``run``; SIGTERM/SIGINT/SIGHUP or the timeout stop it cleanly."""
+    from claude_agent_sdk import query
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_watch_signals, tg.cancel_scope, run.facts)
+        with anyio.move_on_after(timeout_s if timeout_s is not None else float("inf")) as scope:
+            try:
+                stream = cast(AsyncGenerator[Any, None], query(prompt=prompt, options=options))
+                async with aclosing(stream):
+                    async for msg in stream:
+                        run.add(msg)
+            except Exception as e:  # the SDK raises plain Exception too (control timeouts)
+                run.take_exception(e)
+        run.facts.timed_out_s = timeout_s if scope.cancelled_caught else None
+        tg.cancel_scope.cancel()
+
+
+async def _watch_signals(scope: anyio.CancelScope, facts: RunFacts) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+        async for signum in signals:
+            facts.signal = int(signum)
+            scope.cancel()
+            return
+
+
+def _quiet_sdk_logging() -> None:
+    # The SDK logs "Fatal error in message reader" to stderr for failures we already report in
+    # one line and in result.json; output.log should not carry the same error twice.
+    logging.getLogger("claude_agent_sdk").setLevel(logging.CRITICAL + 1)
+
+
+def _result_json(
+    run: _Run, outcome: Outcome, task: Mapping[str, Any], started_at: datetime
+) -> dict[str, Any]:
+    r = run.result
+    wall_ms = int((time.monotonic() - run.started_mono) * 1000)
+    return {
+        "status": outcome.status,
+        "exit_code": outcome.exit_code,
+        "is_error": outcome.exit_code != 0,
+        "subtype": r.subtype if r is not None else None,
+        "num_turns": r.num_turns if r is not None else 0,
+        "duration_ms": r.duration_ms if r is not None else wall_ms,
+        "total_cost_usd": r.total_cost_usd if r is not None else None,
+        "usage": r.usage if r is not None else None,
+        "session_id": run.session_id,
+        "model": run.model,
+        "error": outcome.error,
+        "error_kind": outcome.kind,
+        "task": task.get("name"),
+        "run_id": task.get("run_id"),
+        "started_at": started_at.isoformat(),
+        "ended_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def _fail_early(
+    run_dir: Path | None,
+    error: str,
+    started_at: datetime | None = None,
+    task: Mapping[str, Any] | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """A bad task or usage (exit 2), recorded in result.json when there is a folder for it."""
+    now = datetime.now(UTC)
+    data: dict[str, Any] = {
+        "status": "bad_task",
+        "exit_code": EXIT_USAGE,
+        "is_error": True,
+        "subtype": None,
+        "num_turns": 0,
+        "duration_ms": 0,
+        "total_cost_usd": None,
+        "usage": None,
+        "session_id": None,
+        "model": None,
+        "error": error,
+        "error_kind": "bad_task",
+        "task": (task or {}).get("name"),
+        "run_id": (task or {}).get("run_id"),
+        "started_at": (started_at or now).isoformat(),
+        "ended_at": now.isoformat(),
+    }
+    if run_dir is not None:
+        try:
+            write_private_file(run_dir / "result.json", json.dumps(data, indent=2) + "\n")
+        except OSError:
+            pass  # a read-only or vanished folder: the one line on stderr still says why
+    return EXIT_USAGE, data

@@ -133,6 +133,16 @@ def signal_run(root_pid: int, run_id: str, sig: int) -> int:
     return alive
 
 
+def _any_alive(procs: list[psutil.Process]) -> bool:
+    for p in procs:
+        try:
+            if p.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.Error:
+            continue
+    return False
+
+
 def reap_strays(tracked: set[int]) -> list[int]:
     """Reap zombie children we do not track (orphans re-parented to us as subreaper)."""
     reaped = []
@@ -162,17 +172,29 @@ class Active:
     stop_reason: str | None = None  # timeout | replaced | interrupted
     kill_at_mono: float | None = None  # when SIGKILL follows the SIGTERM already sent
     extra: dict[str, object] = field(default_factory=dict)
+    root_rc: int | None = None
+    root_done: bool = False
 
     def poll(self) -> tuple[bool, int | None]:
-        """(ended, exit code) without blocking."""
-        if self.popen is not None:
-            rc = self.popen.poll()
-            if rc is None:
+        """(ended, exit code) without blocking.
+
+        A run being stopped has ended only when its whole tree is gone: the wrapper shell dies
+        at the first SIGTERM, but descendants that ignore it must still meet the SIGKILL.
+        """
+        if not self.root_done:
+            if self.popen is not None:
+                rc = self.popen.poll()
+                if rc is None:
+                    return False, None
+                self.root_rc = rc if rc >= 0 else 128 - rc
+            elif is_alive(self.pid, self.created):
                 return False, None
-            return True, rc if rc >= 0 else 128 - rc
-        if is_alive(self.pid, self.created):
+            else:
+                self.root_rc = read_exit_code(self.run_dir)
+            self.root_done = True
+        if self.stop_reason is not None and _any_alive(run_processes(self.pid, self.run_id)):
             return False, None
-        return True, read_exit_code(self.run_dir)
+        return True, self.root_rc
 
     def terminate(self, reason: str, now_mono: float, grace_s: float) -> None:
         """SIGTERM the whole run now; SIGKILL survivors after ``grace_s``."""

@@ -78,7 +78,7 @@ def test_terminate_reaches_escaped_and_term_ignoring_descendants(tmp_path: Path)
     time.sleep(0.3)
     assert not a.poll()[0]  # everyone ignores SIGTERM
     a.kill_if_due(now + 1.0)
-    ended, rc = wait_for(lambda: a.poll()[0] and a.poll(), 5)  # type: ignore[misc]
+    _, rc = wait_for(lambda: a.poll()[0] and a.poll(), 5)  # type: ignore[misc]
     assert rc in (128 + signal.SIGTERM, 128 + signal.SIGKILL)
     for pid in pids:
         wait_for(

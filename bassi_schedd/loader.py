@@ -1,0 +1,130 @@
+"""Loading ``tasks/*.toml`` again and again, cheaply: only changed files are parsed.
+
+The daemon calls :meth:`TaskLoader.load` every tick. A file is re-read only when its
+(mtime, size, inode, mode, owner) changed, or something it depends on (its prompt file, its cwd)
+did; otherwise the previous :class:`TaskSpec` object (or the previous error) is kept, so that
+identity (``old is new``) means "unchanged" to the scheduler. One bad file never stops the others.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bassi_schedd.config import load_config, system_timezone
+from bassi_schedd.errors import TaskFileError
+from bassi_schedd.paths import Home
+from bassi_schedd.spec import DaemonConfig, TaskSpec
+from bassi_schedd.taskfile import (
+    NAME_RE,
+    Deps,
+    file_fingerprint,
+    is_task_file_name,
+    load_task_file,
+)
+
+
+@dataclass
+class LoadResult:
+    """One reload. ``added``/``changed``/``removed`` compare ``tasks`` with the previous load:
+    a task that became invalid is in ``removed`` (and in ``errors``); one that became valid
+    again is in ``added``."""
+
+    tasks: dict[str, TaskSpec]
+    errors: dict[str, TaskFileError]
+    added: set[str] = field(default_factory=set)
+    changed: set[str] = field(default_factory=set)
+    removed: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Entry:
+    fingerprint: tuple[int, ...]
+    deps: Deps
+    spec: TaskSpec | None
+    error: TaskFileError | None
+
+
+def error_key(path: Path) -> str:
+    """How an invalid file is named in ``LoadResult.errors``: its task name, else its path."""
+    name = path.name.removesuffix(".toml")
+    return name if NAME_RE.match(name) else str(path)
+
+
+class TaskLoader:
+    """Keeps the parsed tasks of one home between reloads."""
+
+    def __init__(self, home: Home, config: DaemonConfig):
+        self.home = home
+        self.config = config
+        self._entries: dict[str, _Entry] = {}
+        self._tasks: dict[str, TaskSpec] = {}
+        self.parses = 0  # files actually read and validated (for tests and benchmarks)
+
+    def load(self) -> LoadResult:
+        """Scan ``tasks/`` once; re-validate only what changed."""
+        entries: dict[str, _Entry] = {}
+        tasks_dir = self.home.tasks_dir
+        try:
+            with os.scandir(tasks_dir) as it:
+                found = [(e.name, e) for e in it if is_task_file_name(e.name)]
+        except FileNotFoundError:
+            found = []
+        for file_name, dir_entry in found:
+            try:
+                st = dir_entry.stat()
+            except OSError:
+                continue  # removed between the listing and the stat
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            fp = file_fingerprint(st)
+            old = self._entries.get(file_name)
+            if old is not None and old.fingerprint == fp and old.deps.unchanged():
+                entries[file_name] = old
+                continue
+            entry = self._parse(tasks_dir / file_name, fp)
+            if old is not None and old.spec is not None and entry.spec == old.spec:
+                entry.spec = old.spec  # same content (a touch, an identical save): same object
+            entries[file_name] = entry
+        self._entries = entries
+
+        tasks: dict[str, TaskSpec] = {}
+        errors: dict[str, TaskFileError] = {}
+        for file_name, entry in sorted(entries.items()):
+            if entry.spec is not None:
+                tasks[entry.spec.name] = entry.spec
+            elif entry.error is not None:
+                errors[error_key(tasks_dir / file_name)] = entry.error
+        previous = self._tasks
+        self._tasks = tasks
+        return LoadResult(
+            tasks=tasks,
+            errors=errors,
+            added=set(tasks) - set(previous),
+            changed={n for n in tasks.keys() & previous.keys() if tasks[n] is not previous[n]},
+            removed=set(previous) - set(tasks),
+        )
+
+    def _parse(self, path: Path, fingerprint: tuple[int, ...]) -> _Entry:
+        self.parses += 1
+        deps = Deps()
+        try:
+            spec = load_task_file(path, self.config, deps)
+        except TaskFileError as e:
+            return _Entry(fingerprint, deps, None, e)
+        except Exception as e:  # a bug on one file must not stop the daemon
+            err = TaskFileError(str(path), f"could not be loaded ({type(e).__name__}: {e})")
+            return _Entry(fingerprint, deps, None, err)
+        return _Entry(fingerprint, deps, spec, None)
+
+
+__all__ = [
+    "LoadResult",
+    "TaskLoader",
+    "error_key",
+    "load_config",
+    "load_task_file",
+    "system_timezone",
+]

@@ -30,9 +30,11 @@ _RATE = re.compile(r"rate.?limit|\b429\b|too many requests|usage limit|hit your 
 _OVERLOAD = re.compile(r"overloaded|\b529\b|\b503\b", re.I)
 _NETWORK = re.compile(
     r"ECONNREFUSED|ECONNRESET|ENOTFOUND|ETIMEDOUT|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|EPIPE|"
-    r"socket hang up|connection (error|refused|reset)|network|fetch failed|timed? ?out",
+    r"socket hang up|connection (error|refused|reset)|network|fetch failed",
     re.I,
 )
+# Only for API errors: a CLI that times out talking to us (initialize) is not a network failure.
+_TIMEOUT = re.compile(r"timed? ?out", re.I)
 
 
 @dataclass
@@ -103,11 +105,11 @@ def _api_error(f: RunFacts, detail: str) -> Outcome:
         return _failed("billing", f"billing problem with the Anthropic account: {detail}")
     if err == "rate_limit" or status == 429 or f.rate_limit_resets_at is not None:
         return _temporary("rate_limit", f"rate limited: {detail}{_resets(f)}")
-    if status == 529 or _OVERLOAD.search(detail):
+    if status in (503, 529) or _OVERLOAD.search(detail):
         return _temporary("overloaded", f"the API is overloaded: {detail}")
     if status is not None and status >= 500:
         return _temporary("server_error", f"the API failed: {detail}")
-    if status == 408 or (status is None and _NETWORK.search(detail)):
+    if status == 408 or (status is None and (_NETWORK.search(detail) or _TIMEOUT.search(detail))):
         return _temporary("network", f"network failure: {detail}")
     if err == "server_error":
         return _temporary("server_error", f"the API failed: {detail}")

@@ -12,7 +12,9 @@ Environment:
   FAKE_CLAUDE_RECORD    file to write {argv, cwd, env, stdin} to (rewritten as stdin arrives)
   FAKE_CLAUDE_DELAY_S   pause between emitted messages (default 0)
 
-Only the standard library is used, so any python3 can run it.
+Only the standard library is used, so any python3 can run it. Tests use :func:`install` to get
+an executable ``claude`` wrapper with the scenario baked in (a daemon run's clean environment
+would drop FAKE_CLAUDE_* variables), and :func:`write_run_dir` for a prepared run folder.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class Recorder:
             "cwd": os.getcwd(),
             "pid": os.getpid(),
             "env": {k: os.environ[k] for k in RECORDED_ENV if k in os.environ},
+            "env_names": sorted(os.environ),
             "stdin": self.stdin,
         }
         tmp = f"{self.path}.tmp{os.getpid()}"
@@ -408,6 +411,51 @@ def main() -> int:
         elif frame.get("type") == "user":
             return play(scenario)
     return 0  # stdin closed before any prompt: nothing to do, as the real CLI
+
+
+# -- helpers for tests (not used when run as the CLI) --------------------------------------------
+
+
+def install(
+    folder: Any, scenario: str = "success", record: Any = None, delay_s: float = 0.0
+) -> Any:
+    """Write ``folder/claude``: runs this fake with ``sys.executable`` and the scenario baked in."""
+    from pathlib import Path
+
+    path = Path(folder) / "claude"
+    env = f"FAKE_CLAUDE_SCENARIO={scenario} FAKE_CLAUDE_DELAY_S={delay_s}"
+    if record is not None:
+        env += f" FAKE_CLAUDE_RECORD='{record}'"
+    path.write_text(f'#!/bin/sh\n{env} exec "{sys.executable}" "{Path(__file__).resolve()}" "$@"\n')
+    path.chmod(0o755)
+    return path
+
+
+def write_run_dir(
+    run_dir: Any, cli_path: Any, cwd: Any, prompt: str = "Say hi", **agent: Any
+) -> Any:
+    """A run folder as the daemon prepares it: task.json from a real TaskSpec, prompt.txt."""
+    from pathlib import Path
+
+    from bassi_schedd.schedule import Schedule
+    from bassi_schedd.spec import AgentOptions, TaskSpec
+
+    spec = TaskSpec(
+        name="demo",
+        path=Path(cwd) / "demo.toml",
+        schedule=Schedule(text="@daily", kind="cron", cron="0 0 * * *"),
+        timezone="UTC",
+        prompt=prompt,
+        cwd=Path(cwd),
+        agent=AgentOptions(cli_path=str(cli_path) if cli_path else None, **agent),
+    )
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data = spec.to_json()
+    data["run_id"] = "20260101T000000Z-abcdef"
+    (run_dir / "task.json").write_text(json.dumps(data, indent=2))
+    (run_dir / "prompt.txt").write_text(prompt)
+    return run_dir
 
 
 if __name__ == "__main__":

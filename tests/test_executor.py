@@ -1,0 +1,173 @@
+"""The executor in-process: options, run-folder validation, transcript/result files (fake CLI)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fake_claude import RESULT_TEXT, install, write_run_dir
+
+from bassi_schedd.errors import UsageError
+from bassi_schedd.executor import SETTING_SOURCES, build_options, execute_run_dir, load_run_dir
+
+
+def task_dict(tmp_path: Path, **agent: Any) -> dict[str, Any]:
+    return {"name": "demo", "cwd": str(tmp_path), "command": None, "agent": agent}
+
+
+def test_options_carry_every_agent_setting(tmp_path: Path) -> None:
+    cli = install(tmp_path)
+    opts = build_options(
+        task_dict(
+            tmp_path,
+            model="claude-x",
+            max_turns=5,
+            max_budget_usd=1.5,
+            allowed_tools=["Read", "Bash(git *)"],
+            permission_mode="acceptEdits",
+            append_system_prompt="Write results to out/.",
+            cli_path=str(cli),
+        ),
+        print,
+    )
+    assert opts.model == "claude-x"
+    assert (opts.max_turns, opts.max_budget_usd) == (5, 1.5)
+    assert opts.allowed_tools == ["Read", "Bash(git *)"]
+    assert opts.permission_mode == "acceptEdits"
+    # The Claude Code preset prompt stays; ours is appended; CLAUDE.md etc. load.
+    assert opts.system_prompt == {
+        "type": "preset",
+        "preset": "claude_code",
+        "append": "Write results to out/.",
+    }
+    assert opts.setting_sources == SETTING_SOURCES == ["user", "project", "local"]
+    assert (opts.cwd, opts.cli_path) == (str(tmp_path), str(cli))
+    assert opts.stderr is print
+
+
+def test_options_default_to_the_cli_defaults(tmp_path: Path) -> None:
+    opts = build_options(task_dict(tmp_path), print)
+    assert opts.model is None and opts.max_turns is None and opts.max_budget_usd is None
+    assert opts.allowed_tools == [] and opts.permission_mode is None and opts.cli_path is None
+    assert opts.system_prompt == {"type": "preset", "preset": "claude_code"}
+
+
+def test_cli_path_expands_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    install(tmp_path)
+    opts = build_options(task_dict(tmp_path, cli_path="~/claude"), print)
+    assert opts.cli_path == str(tmp_path / "claude")
+
+
+@pytest.mark.parametrize(
+    ("agent", "cwd", "needle"),
+    [
+        ({"max_turns": "5"}, None, "agent.max_turns has the wrong type (str)"),
+        ({"max_turns": True}, None, "agent.max_turns has the wrong type (bool)"),
+        ({"allowed_tools": "Read"}, None, "allowed_tools must be a list of strings"),
+        ({"cli_path": "/nonexistent/claude"}, None, "/nonexistent/claude is not an executable"),
+        ({"cli_path": "{tmp}/plain.txt"}, None, "plain.txt is not an executable"),
+        ({}, "{tmp}/missing", "missing is not a folder"),
+    ],
+)
+def test_bad_options_are_usage_errors(
+    tmp_path: Path, agent: dict[str, Any], cwd: str | None, needle: str
+) -> None:
+    (tmp_path / "plain.txt").write_text("not a program")
+    agent = {k: v.format(tmp=tmp_path) if isinstance(v, str) else v for k, v in agent.items()}
+    task = task_dict(tmp_path, **agent)
+    if cwd:
+        task["cwd"] = cwd.format(tmp=tmp_path)
+    with pytest.raises(UsageError) as err:
+        build_options(task, print)
+    assert needle in str(err.value)
+
+
+def test_agent_must_be_an_object(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="'agent' must be an object"):
+        build_options({"cwd": str(tmp_path), "agent": ["x"]}, print)
+
+
+@pytest.mark.parametrize(
+    ("setup", "needle"),
+    [
+        ("no_task", "has no task.json"),
+        ("bad_json", "is not valid JSON"),
+        ("not_object", "must hold a JSON object"),
+        ("command", "is a command task; the daemon runs its command directly"),
+        ("no_prompt", "has no prompt.txt"),
+        ("empty_prompt", "prompt.txt is empty"),
+        ("binary_prompt", "cannot read"),
+    ],
+)
+def test_bad_run_folders_exit_2_with_result_json(tmp_path: Path, setup: str, needle: str) -> None:
+    run_dir = write_run_dir(tmp_path / "run", install(tmp_path), tmp_path)
+    task_json, prompt = run_dir / "task.json", run_dir / "prompt.txt"
+    if setup == "no_task":
+        task_json.unlink()
+    elif setup == "bad_json":
+        task_json.write_text("{nope")
+    elif setup == "not_object":
+        task_json.write_text("[1, 2]")
+    elif setup == "command":
+        data = json.loads(task_json.read_text())
+        task_json.write_text(json.dumps({**data, "command": ["/bin/true"]}))
+    elif setup == "no_prompt":
+        prompt.unlink()
+    elif setup == "empty_prompt":
+        prompt.write_text("  \n")
+    elif setup == "binary_prompt":
+        prompt.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(UsageError) as err:
+        load_run_dir(run_dir)
+    assert needle in str(err.value)
+    rc, data = execute_run_dir(run_dir)
+    assert rc == 2
+    assert (data["status"], data["error_kind"], data["is_error"]) == ("bad_task", "bad_task", True)
+    assert needle in data["error"]
+    saved = json.loads((run_dir / "result.json").read_text())
+    assert saved["error"] == data["error"] and saved["exit_code"] == 2
+    assert not (run_dir / "transcript.jsonl").exists()
+
+
+def test_bad_agent_options_exit_2_after_opening_the_transcript(tmp_path: Path) -> None:
+    run_dir = write_run_dir(tmp_path / "run", "/nonexistent/claude", tmp_path)
+    rc, data = execute_run_dir(run_dir)
+    assert rc == 2 and "/nonexistent/claude is not an executable file" in data["error"]
+    assert data["task"] == "demo" and data["run_id"] == "20260101T000000Z-abcdef"
+    assert (run_dir / "transcript.jsonl").read_text() == ""
+
+
+def test_missing_run_folder_exits_2_without_writing(tmp_path: Path) -> None:
+    rc, data = execute_run_dir(tmp_path / "nope")
+    assert rc == 2 and "does not exist" in data["error"]
+    assert not (tmp_path / "nope").exists()
+
+
+def test_each_message_is_on_disk_before_the_next_arrives(tmp_path: Path) -> None:
+    """transcript.jsonl is appended and flushed per message, so a killed run leaves it readable."""
+    run_dir = write_run_dir(tmp_path / "run", install(tmp_path), tmp_path)
+    lines_seen: list[int] = []
+
+    def on_message(msg: object) -> None:
+        lines_seen.append(len((run_dir / "transcript.jsonl").read_text().splitlines()))
+
+    rc, data = execute_run_dir(run_dir, on_message=on_message)
+    assert rc == 0, data
+    assert lines_seen == [1, 2, 3, 4, 5]
+    assert (run_dir / "result.md").read_text() == RESULT_TEXT
+    for name in ("transcript.jsonl", "result.md", "result.json"):
+        assert stat.S_IMODE(os.stat(run_dir / name).st_mode) == 0o600, name
+
+
+def test_timeout_stops_the_run(tmp_path: Path) -> None:
+    run_dir = write_run_dir(tmp_path / "run", install(tmp_path, "hang"), tmp_path)
+    rc, data = execute_run_dir(run_dir, timeout_s=2.0)
+    assert rc == 124
+    assert (data["status"], data["error"]) == ("timeout", "timed out after 2s")
+    types = [json.loads(x)["type"] for x in (run_dir / "transcript.jsonl").read_text().splitlines()]
+    assert types == ["system", "assistant"]

@@ -245,15 +245,15 @@ async def _drive(prompt: str, options: Any, run: _Run, timeout_s: float | None) 
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(_watch_signals, tg.cancel_scope, run.facts)
-        with anyio.move_on_after(timeout_s if timeout_s is not None else float("inf")) as scope:
-            try:
-                stream = cast(AsyncGenerator[Any, None], query(prompt=prompt, options=options))
-                async with aclosing(stream):
-                    async for msg in stream:
-                        run.add(msg)
-            except Exception as e:  # the SDK raises plain Exception too (control timeouts)
-                run.take_exception(e)
-        run.facts.timed_out_s = timeout_s if scope.cancelled_caught else None
+        if timeout_s is not None:
+            tg.start_soon(_deadline, timeout_s, tg.cancel_scope, run.facts)
+        try:
+            stream = cast(AsyncGenerator[Any, None], query(prompt=prompt, options=options))
+            async with aclosing(stream):
+                async for msg in stream:
+                    run.add(msg)
+        except Exception as e:  # the SDK raises plain Exception too (control timeouts)
+            run.take_exception(e)
         tg.cancel_scope.cancel()
 
 
@@ -261,8 +261,32 @@ async def _watch_signals(scope: anyio.CancelScope, facts: RunFacts) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
         async for signum in signals:
             facts.signal = int(signum)
+            _stop_children()
             scope.cancel()
             return
+
+
+async def _deadline(timeout_s: float, scope: anyio.CancelScope, facts: RunFacts) -> None:
+    await anyio.sleep(timeout_s)
+    facts.timed_out_s = timeout_s
+    _stop_children()
+    scope.cancel()
+
+
+def _stop_children() -> None:
+    # SIGTERM the CLI and the tools it runs before the SDK closes the session: otherwise the
+    # SDK waits 5 s for a busy CLI to notice the closed stdin, and tool processes outlive us.
+    import psutil
+
+    try:
+        children = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.Error:
+            continue
 
 
 def _quiet_sdk_logging() -> None:

@@ -101,12 +101,15 @@ def execute_task(home: Home, ref: str) -> int:
         env = child_env(home, config, task, run_id, now, run_dir, os.environ)
         db.start_manual_run(task.name, run_id, str(run_dir), os.getpid(), now)
         print(f"bassi-schedd: running {task.name} (run {run_id}, folder {run_dir})", flush=True)
-        rc, result = 130, cast(dict[str, Any], {})
+        rc, result = 1, cast(dict[str, Any], {})
         try:
             if task.is_agent:
                 rc, result = _agent_in_foreground(task, run_dir, env)
             else:
                 rc = _command_in_foreground(task, run_id, run_dir, env)
+        except KeyboardInterrupt:
+            rc = 128 + signal.SIGINT
+            raise
         finally:
             raw_usage = result.get("usage")
             usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}

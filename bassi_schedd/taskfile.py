@@ -114,7 +114,7 @@ def _schedule(data: dict[str, Any]) -> Schedule:
         try:
             return parse_schedule(text)
         except ScheduleError as e:
-            raise FieldError("schedule", f"{text!r} is not a valid schedule: {e}") from None
+            raise FieldError("schedule", str(e)) from None
     if "at" in data:
         value = data["at"]
         if isinstance(value, datetime | date | time):
@@ -124,7 +124,7 @@ def _schedule(data: dict[str, Any]) -> Schedule:
         try:
             return parse_at(text)
         except ScheduleError as e:
-            raise FieldError("at", f"{text!r} is not a valid date-time: {e}") from None
+            raise FieldError("at", str(e)) from None
     raise FieldError("schedule", 'is missing; add schedule = "..." (or at = "..." for a one-shot)')
 
 

@@ -385,6 +385,7 @@ def main() -> int:
     if "--version" in sys.argv[1:] or "-v" in sys.argv[1:]:
         print(f"{CLI_VERSION} (Claude Code)")
         return 0
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # ^C ends it quietly, as it does the real CLI
     scenario = os.environ.get("FAKE_CLAUDE_SCENARIO", "success")
     rec = Recorder()
     for line in sys.stdin:

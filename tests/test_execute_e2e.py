@@ -355,6 +355,52 @@ def test_execute_task_runs_the_agent_and_records_a_manual_run(
     assert "SECRET_ONLY_IN_MY_SHELL" not in rec["env_names"]
 
 
+def test_execute_task_from_a_file_path(tmp_path: Path, home: Home, cli: Cli) -> None:
+    elsewhere = tmp_path / "drafts" / "try-it.toml"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(
+        f'schedule = "@daily"\ncwd = "{tmp_path}"\ncommand = ["/bin/echo", "hi"]\n'
+    )
+    elsewhere.chmod(0o600)
+    res = cli("execute", str(elsewhere))
+    assert res.returncode == 0, res.stderr
+    assert "hi\n" in res.stdout
+    (row,) = history(home)
+    assert (row["task"], row["status"]) == ("try-it", "success")
+    assert (Path(str(row["run_dir"])) / "exit_code").read_text() == "0\n"
+
+
+def test_execute_task_interrupted_by_ctrl_c(
+    tmp_path: Path, home: Home, write_task: Callable[[str, str], Path]
+) -> None:
+    """^C in a terminal: SIGINT to the foreground process group (executor and CLI)."""
+    write_task("demo", agent_task(tmp_path, "hang"))
+    proc = subprocess.Popen(
+        [*CLI, "execute", "demo"],
+        env=base_env(home.root),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: (tmp_path / "record.json").exists() and history(home), 60)
+        run_dir = Path(str(history(home)[0]["run_dir"]))
+        wait_for(lambda: len(transcript(run_dir)) >= 2, 30)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130
+    assert b"Traceback" not in out + err
+    assert err.decode().strip().splitlines()[-1] == "bassi-schedd: interrupted by SIGINT"
+    (row,) = history(home)
+    assert (row["status"], row["exit_code"]) == ("interrupted", 130)
+    assert result_json(run_dir)["status"] == "interrupted"
+
+
 def test_execute_task_failure_is_recorded(
     tmp_path: Path, home: Home, cli: Cli, write_task: Callable[[str, str], Path]
 ) -> None:

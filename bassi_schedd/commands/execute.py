@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from bassi_schedd.errors import TaskFileError, UsageError, UserError
-from bassi_schedd.paths import FILE_MODE, Home
+from bassi_schedd.paths import FILE_MODE, Home, write_private_file
+from bassi_schedd.process import EXIT_CODE_FILE
 from bassi_schedd.spec import TaskSpec
 
 KILL_GRACE_S = 10.0
@@ -111,6 +112,9 @@ def execute_task(home: Home, ref: str) -> int:
             rc = 128 + signal.SIGINT
             raise
         finally:
+            # As the daemon's wrapper does: a daemon that adopted this run learns how it ended.
+            with contextlib.suppress(OSError):
+                write_private_file(run_dir / EXIT_CODE_FILE, f"{rc}\n")
             raw_usage = result.get("usage")
             usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
             db.finish_run(

@@ -10,13 +10,14 @@ up after ``http_tries`` attempts of ``http_timeout_s`` each.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +52,8 @@ log = structlog.get_logger()
 
 Channel = Literal["command", "desktop", "healthcheck"]
 # What a desktop session needs to show a banner; the clean run environment drops these.
+# Missed times recorded within this long of each other make one notification (missed_count).
+MISSED_SETTLE_S = 1.0
 DESKTOP_ENV = ("DISPLAY", "WAYLAND_DISPLAY", "DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR")
 __all__ = ["Notifier", "notify_problems"]
 
@@ -65,6 +68,7 @@ class _Job:
     event: str  # a notify event, or the ping kind for health checks: start|success|fail|<rc>
     url: str = ""
     missed_count: int = 1
+    queued_mono: float = field(default_factory=time.monotonic)
 
     @property
     def lane(self) -> str:
@@ -199,10 +203,13 @@ class Notifier:
                 key = self._ready.popleft()
                 job = self._lanes[key].popleft()
                 self._busy.add(key)
+            if job.event == "missed":
+                self._gather_missed(key, job)
             try:
                 self._deliver(job)
             except Exception as e:  # a bug here must not kill the worker
-                self._log_failed(job, f"internal error: {type(e).__name__}: {e}")
+                with contextlib.suppress(Exception):
+                    self._log_failed(job, f"internal error: {type(e).__name__}: {e}")
             with self._cv:
                 self._busy.discard(key)
                 self._pending -= 1
@@ -211,6 +218,17 @@ class Notifier:
                 else:
                     self._lanes.pop(key, None)
                 self._cv.notify_all()
+
+    def _gather_missed(self, key: str, job: _Job) -> None:
+        """Wait a moment so the other times of one outage join this notification."""
+        self._abort.wait(max(job.queued_mono + MISSED_SETTLE_S - time.monotonic(), 0.0))
+        with self._cv:
+            lane = self._lanes.get(key)
+            while lane and lane[0].event == "missed":
+                later = lane.popleft()
+                job.missed_count += later.missed_count
+                job.run = later.run
+                self._pending -= 1
 
     # -- delivery -----------------------------------------------------------------------------
 
@@ -278,7 +296,7 @@ class Notifier:
             "task": job.task.name,
             "run_id": job.run.run_id,
             "channel": job.channel,
-            "event": job.event,
+            "kind": job.event,  # not "event": that is the log line's own name
         }
         if job.channel == "healthcheck":
             fields["url"] = redact_url(job.url)

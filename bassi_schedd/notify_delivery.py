@@ -210,6 +210,7 @@ def http_ping(
                 resp.read(4096)
                 return Outcome(True, f"HTTP {resp.status} after {attempt} tries")
         except urllib.error.HTTPError as e:
+            e.close()  # it holds the response's socket
             reason = f"HTTP {e.code}"
             if 400 <= e.code < 500:
                 return Outcome(False, f"{reason} (not retried)")

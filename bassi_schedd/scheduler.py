@@ -17,6 +17,7 @@ from pathlib import Path
 import structlog
 
 from bassi_schedd import policy
+from bassi_schedd.notify import Notifier
 from bassi_schedd.paths import Home
 from bassi_schedd.process import Active, reap_strays, run_processes, spawn
 from bassi_schedd.rundir import child_argv, child_env, new_run_id, prepare_run_dir
@@ -54,6 +55,7 @@ class Scheduler:
     sweeps: list[tuple[int, str, float, bool]] = field(default_factory=list)
     python: str = sys.executable
     parent_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    notifier: Notifier | None = None
 
     # -- tasks --------------------------------------------------------------------------------
 
@@ -121,6 +123,11 @@ class Scheduler:
                     status=r.status,
                     reason=r.detail,
                 )
+                missed_spec = self.tasks.get(r.task)
+                if self.notifier is not None and r.status == "missed" and missed_spec is not None:
+                    missed = self.db.get_run(r.run_id)
+                    if missed is not None:
+                        self.notifier.time_missed(missed_spec, missed)
         self.prev_tick = now
         self.dispatch(now)
 
@@ -269,6 +276,8 @@ class Scheduler:
         )
         latency_s = round((started - scheduled).total_seconds(), 3)
         log.info("run.start", **fields, pid=popen.pid, attempt=row.attempt, latency_s=latency_s)
+        if self.notifier is not None:
+            self.notifier.run_started(spec, row)
 
     def fail_to_start(self, row: RunRow, started: datetime, run_dir: Path, reason: str) -> None:
         try:
@@ -346,6 +355,7 @@ class Scheduler:
         retry_at = None
         if spec is not None and status in ("failed", "timeout"):
             retry_at = policy.next_retry(spec, status, rc, run.attempt, ended)
+        summary = self.db.task_summaries().get(run.task) if self.notifier else None
         with self.db.tx() as c:
             self.db.finish(
                 c,
@@ -383,6 +393,9 @@ class Scheduler:
             cost_usd=_num(result.get("total_cost_usd")),
             error=reason or result.get("error"),
         )
+        ended_row = self.db.get_run(run_id) if self.notifier and spec else None
+        if self.notifier is not None and spec is not None and ended_row is not None:
+            self.notifier.run_ended(spec, ended_row, summary.last_ok if summary else None)
         if retry_at is not None:
             log.info(
                 "run.retry",

@@ -20,6 +20,7 @@ import structlog
 from bassi_schedd import __version__
 from bassi_schedd.errors import UserError
 from bassi_schedd.lock import LockBusyError, PidLock
+from bassi_schedd.notify import Notifier
 from bassi_schedd.paths import Home
 from bassi_schedd.process import Active, become_subreaper, is_alive, read_exit_code
 from bassi_schedd.scheduler import KILL_GRACE_S, Scheduler, wall_now
@@ -68,7 +69,7 @@ class Daemon:
         self._install_signals()
         subreaper = become_subreaper()
         db = StateDB.open(self.home.state_db)
-        self.sched = Scheduler(self.home, db, config)
+        self.sched = Scheduler(self.home, db, config, notifier=Notifier(self.home, config))
         self.loader = TaskLoader(self.home, config)
         now = wall_now()
         db.set_meta(
@@ -254,6 +255,9 @@ class Daemon:
         for a in sched.active:  # unkillable (D state): record it anyway
             sched.finish_run(a.run_id, "interrupted", None, reason="did not exit after SIGKILL")
         sched.active.clear()
+        if sched.notifier is not None:
+            # `run --once` waits for its notifications (a notify program may take up to 30 s).
+            sched.notifier.close(35.0 if self.once else 5.0)
         self._notify("STOPPING=1")
         log.info("daemon.stop", pid=os.getpid(), signal=_signame(self.stop_signal))
         sched.db.close()

@@ -58,7 +58,7 @@ class _Run:
     model: str | None = None
     session_id: str | None = None
     result: Any = None  # ResultMessage
-    final_text: str = ""
+    final_text: str = ""  # the result text, else the agent's last words (API errors excluded)
 
     def add(self, msg: Any) -> None:
         from claude_agent_sdk import (
@@ -87,7 +87,10 @@ class _Run:
         elif isinstance(msg, ResultMessage):
             self.take_result(msg)
         if self.on_message is not None:
-            self.on_message(msg)
+            try:
+                self.on_message(msg)
+            except OSError:
+                pass  # a closed terminal or full disk must not end the run: the transcript has it
 
     def take_result(self, msg: Any) -> None:
         self.result = msg
@@ -234,7 +237,7 @@ def execute_run_dir(
         os.close(fd)
     outcome = classify(run.facts)
     data = _result_json(run, outcome, task, started_at)
-    write_private_file(run_dir / "result.md", run.final_text if outcome.exit_code == 0 else "")
+    write_private_file(run_dir / "result.md", run.final_text)
     write_private_file(run_dir / "result.json", json.dumps(data, indent=2) + "\n")
     return outcome.exit_code, data
 

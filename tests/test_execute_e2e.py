@@ -153,7 +153,13 @@ def test_failures_map_to_exit_codes(
     data = result_json(run_dir)
     assert (data["status"], data["error_kind"], data["is_error"]) == (status, kind, True)
     assert data["exit_code"] == code and needle in data["error"]
-    assert (run_dir / "result.md").read_text() == ""
+    # result.md: the agent's last words, never the CLI's error prose
+    last_words = {
+        "error_max_turns": "Step 1: listing files.",
+        "error_max_budget": "Step 1: listing files.",
+    }
+    last_words |= {"crash": "About to crash.", "no_result": "I stopped without a result."}
+    assert (run_dir / "result.md").read_text() == last_words.get(scenario, "")
     lines = transcript(run_dir)  # every line parses
     if scenario not in ("garbage",):
         assert lines[0]["subtype"] == "init"

@@ -60,7 +60,8 @@ def _print_message(msg: Any) -> None:
 
 
 def _print_summary(rc: int, data: dict[str, Any]) -> None:
-    parts = [str(data.get("status")), f"{data.get('num_turns') or 0} turns"]
+    turns = data.get("num_turns") or 0
+    parts = [str(data.get("status")), f"{turns} turn{'' if turns == 1 else 's'}"]
     if isinstance(data.get("total_cost_usd"), int | float):
         parts.append(f"${data['total_cost_usd']:.4f}")
     if isinstance(data.get("duration_ms"), int | float):

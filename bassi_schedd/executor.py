@@ -236,7 +236,7 @@ def execute_run_dir(
     finally:
         os.close(fd)
     outcome = classify(run.facts)
-    data = _result_json(run, outcome, task, started_at)
+    data = _result_json(outcome, task, started_at, run)
     write_private_file(run_dir / "result.md", run.final_text)
     write_private_file(run_dir / "result.json", json.dumps(data, indent=2) + "\n")
     return outcome.exit_code, data
@@ -299,10 +299,10 @@ def _quiet_sdk_logging() -> None:
 
 
 def _result_json(
-    run: _Run, outcome: Outcome, task: Mapping[str, Any], started_at: datetime
+    outcome: Outcome, task: Mapping[str, Any], started_at: datetime, run: _Run | None = None
 ) -> dict[str, Any]:
-    r = run.result
-    wall_ms = int((time.monotonic() - run.started_mono) * 1000)
+    r = run.result if run is not None else None
+    wall_ms = int((time.monotonic() - run.started_mono) * 1000) if run is not None else 0
     return {
         "status": outcome.status,
         "exit_code": outcome.exit_code,
@@ -312,8 +312,8 @@ def _result_json(
         "duration_ms": r.duration_ms if r is not None else wall_ms,
         "total_cost_usd": r.total_cost_usd if r is not None else None,
         "usage": r.usage if r is not None else None,
-        "session_id": run.session_id,
-        "model": run.model,
+        "session_id": run.session_id if run is not None else None,
+        "model": run.model if run is not None else None,
         "error": outcome.error,
         "error_kind": outcome.kind,
         "task": task.get("name"),
@@ -330,25 +330,8 @@ def _fail_early(
     task: Mapping[str, Any] | None = None,
 ) -> tuple[int, dict[str, Any]]:
     """A bad task or usage (exit 2), recorded in result.json when there is a folder for it."""
-    now = datetime.now(UTC)
-    data: dict[str, Any] = {
-        "status": "bad_task",
-        "exit_code": EXIT_USAGE,
-        "is_error": True,
-        "subtype": None,
-        "num_turns": 0,
-        "duration_ms": 0,
-        "total_cost_usd": None,
-        "usage": None,
-        "session_id": None,
-        "model": None,
-        "error": error,
-        "error_kind": "bad_task",
-        "task": (task or {}).get("name"),
-        "run_id": (task or {}).get("run_id"),
-        "started_at": (started_at or now).isoformat(),
-        "ended_at": now.isoformat(),
-    }
+    outcome = Outcome(EXIT_USAGE, "bad_task", "bad_task", error)
+    data = _result_json(outcome, task or {}, started_at or datetime.now(UTC))
     if run_dir is not None:
         try:
             write_private_file(run_dir / "result.json", json.dumps(data, indent=2) + "\n")

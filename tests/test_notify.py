@@ -7,6 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -125,15 +126,16 @@ class PingServer:
     delay_start_s: float = 0.0
 
 
-@pytest.fixture
-def server() -> Iterator[PingServer]:
+@contextmanager
+def serve_pings() -> Iterator[PingServer]:
+    """Run a PingServer on 127.0.0.1 (ephemeral port) in a thread for the with-block."""
     state = PingServer(url="")
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             state.paths.append(self.path)
             if state.hang:
-                state.release.wait(30)
+                state.release.wait(60)
                 return
             if self.path.endswith("/start") and state.delay_start_s:
                 time.sleep(state.delay_start_s)
@@ -150,10 +152,18 @@ def server() -> Iterator[PingServer]:
     state.url = f"http://127.0.0.1:{httpd.server_address[1]}/ping/abc-123"
     t = threading.Thread(target=httpd.serve_forever, daemon=True)
     t.start()
-    yield state
-    state.release.set()
-    httpd.shutdown()
-    httpd.server_close()
+    try:
+        yield state
+    finally:
+        state.release.set()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[PingServer]:
+    with serve_pings() as state:
+        yield state
 
 
 @pytest.fixture

@@ -408,6 +408,16 @@ def configure_logging(
         previous.close()
 
 
+def reset_logging() -> None:
+    """Close the log file and return structlog to its defaults (daemon exit, tests)."""
+    global _current
+    with _configure_lock:
+        previous, _current = _current, None
+        structlog.reset_defaults()
+    if previous is not None:
+        previous.close()
+
+
 def dropped_lines() -> int:
     """How many lines the current log file missed (unwritable file, full disk)."""
     out = _current
@@ -419,13 +429,3 @@ def get_logger(**initial: Any) -> FilteringBoundLogger:
     logger: FilteringBoundLogger = structlog.get_logger(**initial)
     return logger
 
-
-__all__ = [
-    "EVENTS",
-    "LEVELS",
-    "clear_secret_values",
-    "configure_logging",
-    "dropped_lines",
-    "get_logger",
-    "register_secret_values",
-]

@@ -257,6 +257,7 @@ class Follower:
                     if now.st_size < f.tell():  # truncated in place (copytruncate)
                         f.seek(0)
                         self._buf = b""
+                        continue
                     self.sleep(self.poll_s)
                     continue
                 yield from self._split(f.read())

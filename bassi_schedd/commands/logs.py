@@ -1,6 +1,7 @@
 """``logs [-f] [--task T] [--run ID] [--level L] [--since 1h] [--json]``: read the daemon log.
 
-Readable lines by default (see :mod:`bassi_schedd.logview`), the raw JSON lines with ``--json``.
+Readable lines by default (see :mod:`bassi_schedd.logview`); with ``--json`` the raw JSON lines,
+unchanged (lines that are not JSON objects are left out so the output stays parseable).
 ``--run ID`` (full id or the short suffix shown as ``run=``) shows that run's lines and then its
 ``output.log``; with ``--json`` or ``-f`` only the log lines, so the output stays one kind of
 thing (JSON lines, or a live stream).
@@ -74,6 +75,8 @@ def _main(args: argparse.Namespace, home: Home) -> int:
 
     def emit(line: str) -> bool:
         keep, rec = select.select(line)
+        if keep and args.json and rec is None:
+            return False  # --json output stays parseable: stray non-JSON lines are left out
         if keep:
             out.write((line if args.json else format_line(line, rec, color=color)) + "\n")
         return keep

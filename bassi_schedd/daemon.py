@@ -116,6 +116,9 @@ class Daemon:
         db = self.sched.db
         for row in db.runs_with_status("running"):
             run_dir = self.home.run_dir(row.task, row.run_id)
+            foreground = row.trigger == "manual" and row.pid_create_time is None
+            if foreground and row.pid is not None and is_alive(row.pid, None):
+                continue  # `execute TASK` in a terminal: its own process records the end
             if row.pid is not None and is_alive(row.pid, row.pid_create_time):
                 spec_timeout_s = self._timeout_for(row.task)
                 started = row.started_at or now

@@ -295,13 +295,11 @@ class Scheduler:
     def service(self, now: datetime) -> None:
         """Reap ended runs, enforce timeouts and kill deadlines, start what became startable."""
         mono = time.monotonic()
-        ended_any = False
         for a in list(self.active):
             ended, rc = a.poll()
             if ended:
                 self.active.remove(a)
                 self._on_end(a, rc)
-                ended_any = True
                 continue
             if a.stop_reason is None and mono >= a.deadline_mono:
                 log.warning("run.timeout", task=a.task, run_id=a.run_id, pid=a.pid)
@@ -309,8 +307,8 @@ class Scheduler:
             a.kill_if_due(mono)
         self._sweep(mono)
         reap_strays({a.pid for a in self.active if a.popen is not None})
-        if ended_any:
-            self.dispatch(now)
+        # Also when nothing ended: a retry's or a jittered run's not-before time may have come.
+        self.dispatch(now)
 
     def _on_end(self, a: Active, rc: int | None) -> None:
         if a.stop_reason is not None:

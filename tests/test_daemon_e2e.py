@@ -147,10 +147,13 @@ def test_each_overlap_policy(home: Home, write_task, daemon: Start, cli) -> None
     d = daemon()
     d.wait_ready()
     for policy, times in (("skip", 2), ("queue", 3), ("replace", 2), ("allow", 2)):
-        for _ in range(times):
+        for i in range(times):
             r: CliResult = cli("trigger", f"long-{policy}")
             assert r.returncode == 0, r.stderr
-            wait_for(lambda p=policy: runs(home, f"long-{p}")[-1]["status"] != "queued" or None, 5)
+            # Each trigger is handled (started, waiting or skipped) before the next one.
+            wait_for(lambda p=policy, n=i + 1: len(runs(home, f"long-{p}")) == n, 5)
+            if i == 0:
+                wait_for(lambda p=policy: runs(home, f"long-{p}")[0]["status"] == "running", 5)
 
     def settled() -> bool:
         return all(r["status"] not in ("running", "queued") for r in runs(home))

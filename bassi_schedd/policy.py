@@ -86,7 +86,8 @@ def jitter_s(task: TaskSpec) -> float:
 
 def retry_delay_s(task: TaskSpec, attempt: int) -> float:
     """Delay before attempt ``attempt + 1``: retry_delay x 2^(attempt-1), capped at 1 h."""
-    return min(task.retry_delay_s * 2 ** max(attempt - 1, 0), MAX_RETRY_DELAY_S)
+    factor = 1 << max(attempt - 1, 0)
+    return min(task.retry_delay_s * factor, MAX_RETRY_DELAY_S)
 
 
 def next_retry(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import DaemonProc
 
 from bassi_schedd.sdnotify import notify, watchdog_interval_s
 
@@ -93,3 +95,21 @@ def test_watchdog_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     for bad in ("0", "-5", "abc", ""):
         monkeypatch.setenv("WATCHDOG_USEC", bad)
         assert watchdog_interval_s() is None
+
+
+def test_the_daemon_speaks_the_protocol(short_tmp: Path, daemon: Callable[..., DaemonProc]) -> None:
+    """What Type=notify and WatchdogSec= in the unit rely on: READY=1 once started, WATCHDOG=1
+    from the loop, STOPPING=1 on SIGTERM, exit 0."""
+    path = short_tmp / "notify"
+    with _receiver(str(path)) as sock:
+        sock.settimeout(30)
+        d = daemon(env={"NOTIFY_SOCKET": str(path)})
+        assert sock.recv(4096) == b"READY=1"
+        d.signal(signal.SIGHUP)  # wakes the loop at once instead of at the next minute
+        assert sock.recv(4096) == b"WATCHDOG=1"
+        d.signal(signal.SIGTERM)
+        seen = []
+        while b"STOPPING=1" not in seen:
+            seen.append(sock.recv(4096))
+        assert set(seen) <= {b"WATCHDOG=1", b"STOPPING=1"}
+        assert d.proc.wait(timeout=30) == 0

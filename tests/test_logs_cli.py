@@ -359,3 +359,23 @@ def test_follow_waits_for_the_log_to_appear(
         writer.close()
     assert t.wait_lines(1) == ["2026-11-22 08:00:01 INFO  - daemon.start pid=1"]
     assert "Traceback" not in t.err_path.read_text()
+
+
+def test_run_with_lines_but_no_folder_and_a_broken_history(
+    cli: Callable[..., CliResult], home: Home, sample_log: list[str]
+) -> None:
+    home.state_db.write_bytes(b"this is not a database")
+    r = cli("logs", "--run", "d4e5f6")
+    assert r.returncode == 0
+    assert "run.end failed" in r.stdout
+    assert "(no run folder found for this run)" in r.stderr and "Traceback" not in r.stderr
+    r = cli("logs", "--run", "0000aa")
+    assert r.returncode == 1 and r.stderr.startswith("bassi-schedd: no run '0000aa'")
+
+
+def test_follow_an_unknown_run_fails_at_once(
+    cli: Callable[..., CliResult], sample_log: list[str]
+) -> None:
+    r = cli("logs", "-f", "--run", "ffffff", timeout=30)
+    assert r.returncode == 1
+    assert r.stderr.startswith("bassi-schedd: no run 'ffffff'")

@@ -326,13 +326,17 @@ class _Output:
             notice = self.file.write(line)
             if notice is not None:
                 self._to_stderr(render_json(notice))
+        text = line
         if self.console is not None:
             shown = dict(event_dict)
             exc = shown.pop("exception", None)
-            text = self.console(_logger, _method, shown)
-            self._to_stderr(f"{text}\n{exc}" if exc else str(text))
-        else:
-            self._to_stderr(line)
+            try:
+                text = str(self.console(_logger, _method, shown))
+            except Exception:  # pretty output is a nicety; the JSON line will do
+                text = line
+            else:
+                text = f"{text}\n{exc}" if exc else text
+        self._to_stderr(text)
         raise structlog.DropEvent
 
     def _to_stderr(self, text: str) -> None:
@@ -428,4 +432,3 @@ def get_logger(**initial: Any) -> FilteringBoundLogger:
     """``structlog.get_logger`` with a precise type, optionally with bound fields."""
     logger: FilteringBoundLogger = structlog.get_logger(**initial)
     return logger
-

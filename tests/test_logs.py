@@ -109,6 +109,11 @@ def test_tty_stderr_gets_coloured_text_not_json(tmp_path: Path) -> None:
     with pytest.raises(json.JSONDecodeError):
         json.loads(text)
     assert json.loads((tmp_path / "schedd.log").read_text())["event"] == "run.start"
+    try:
+        1 / 0  # noqa: B018
+    except ZeroDivisionError:
+        structlog.get_logger().exception("run.failed")
+    assert "ZeroDivisionError: division by zero" in err.getvalue()
 
 
 def test_level_filter_and_unknown_level(tmp_path: Path) -> None:

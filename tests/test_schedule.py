@@ -572,14 +572,27 @@ def test_every_ignores_dst_and_is_epoch_aligned() -> None:
     assert as_utc(got) == ["2026-03-29T00:55", "2026-03-29T01:02", "2026-03-29T01:09"]
 
 
-def test_croniter_itself_repeats_fall_back_times() -> None:
-    # Why this module maps wall times itself: croniter 7 gives 02:30 twice on this day.
-    it = croniter("30 2 * * *", datetime(2026, 10, 24, 12, 0, tzinfo=BERLIN))
-    raw = [it.get_next(datetime).astimezone(UTC) for _ in range(2)]
-    assert raw == [utc("2026-10-25T00:30"), utc("2026-10-25T01:30")]
-    assert times("30 2 * * *", BERLIN, utc("2026-10-24T12:00"), utc("2026-10-25T12:00")) == [
-        "2026-10-25T00:30"
-    ]
+@pytest.mark.parametrize(
+    ("expr", "zone", "start", "croniter_utc", "ours_utc"),
+    [
+        # Spring-forward: croniter 7 also moves a skipped fixed time to the end of the gap.
+        ("30 2 * * *", BERLIN, "2026-03-28T12:00", ["2026-03-29T01:00"], ["2026-03-29T01:00"]),
+        ("0 2 * * *", LORD_HOWE, "2026-10-03T12:00", ["2026-10-03T15:30"], ["2026-10-03T15:30"]),
+        # Fall-back: croniter 7 gives a fixed time twice; this module keeps the first only.
+        ("30 2 * * *", BERLIN, "2026-10-24T12:00", ["2026-10-25T00:30", "2026-10-25T01:30"],
+         ["2026-10-25T00:30"]),
+        ("45 1 * * *", LORD_HOWE, "2026-04-04T12:00", ["2026-04-04T14:45", "2026-04-04T15:15"],
+         ["2026-04-04T14:45"]),
+    ],
+)  # fmt: skip
+def test_against_croniter_dst_handling(
+    expr: str, zone: ZoneInfo, start: str, croniter_utc: list[str], ours_utc: list[str]
+) -> None:
+    begin = local(start, zone)
+    it = croniter(expr, begin)
+    raw = [it.get_next(datetime) for _ in range(len(croniter_utc))]
+    assert as_utc(raw) == croniter_utc
+    assert times(expr, zone, begin, begin + timedelta(hours=24)) == ours_utc
 
 
 # -- the memo ---------------------------------------------------------------------------------

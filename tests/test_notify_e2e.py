@@ -351,3 +351,29 @@ def test_desktop_without_notify_send_logs_one_line(
     assert len(log_lines(home, "notify.skipped")) == 1
     assert log_lines(home, "notify.failed") == [] and log_lines(home, "notify.sent") == []
     assert "Traceback" not in d.output()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="process.run_processes sweeps every process whose BASSI_RUN_ID matches an ended run "
+    "with leftovers, which includes that run's notify program (reported to the lead)",
+)
+def test_notify_program_of_a_run_with_leftovers_is_not_swept(
+    home: Home, write_task, daemon: Start, cli, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    prog = script(tmp_path / "slow.sh", 'sleep 12\necho done > "$NOTIFY_OUT/done"\n')
+    write_task(
+        "leaky",
+        task_body(
+            '["/bin/sh", "-c", "sleep 30 & exit 1"]',
+            f'env = {{ NOTIFY_OUT = "{out}" }}\nnotify = {{ command = ["{prog}"] }}',
+        ),
+    )
+    d = daemon()
+    d.wait_ready()
+    assert cli("trigger", "leaky").returncode == 0
+    wait_for(lambda: log_lines(home, "notify.sent") or log_lines(home, "notify.failed"), 30)
+    assert d.stop() == 0
+    assert (out / "done").exists(), log_lines(home, "notify.failed")

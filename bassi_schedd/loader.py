@@ -46,6 +46,9 @@ class _Entry:
     spec: TaskSpec | None
     error: TaskFileError | None
 
+    def deps_unchanged(self) -> bool:
+        return not self.deps.items or self.deps.unchanged()
+
 
 def error_key(path: Path) -> str:
     """How an invalid file is named in ``LoadResult.errors``: its task name, else its path."""
@@ -61,34 +64,43 @@ class TaskLoader:
         self.config = config
         self._entries: dict[str, _Entry] = {}
         self._tasks: dict[str, TaskSpec] = {}
+        self._errors: dict[str, TaskFileError] = {}
         self.parses = 0  # files actually read and validated (for tests and benchmarks)
 
     def load(self) -> LoadResult:
         """Scan ``tasks/`` once; re-validate only what changed."""
+        previous_entries = self._entries
         entries: dict[str, _Entry] = {}
         tasks_dir = self.home.tasks_dir
+        dirty = False
         try:
             with os.scandir(tasks_dir) as it:
-                found = [(e.name, e) for e in it if is_task_file_name(e.name)]
+                for dir_entry in it:
+                    file_name = dir_entry.name
+                    if not is_task_file_name(file_name):
+                        continue
+                    try:
+                        st = dir_entry.stat()
+                    except OSError:
+                        continue  # removed between the listing and the stat
+                    if not stat.S_ISREG(st.st_mode):
+                        continue
+                    fp = file_fingerprint(st)
+                    old = previous_entries.get(file_name)
+                    if old is not None and old.fingerprint == fp and old.deps_unchanged():
+                        entries[file_name] = old
+                        continue
+                    dirty = True
+                    entry = self._parse(tasks_dir / file_name, fp)
+                    if old is not None and old.spec is not None and entry.spec == old.spec:
+                        entry.spec = old.spec  # same content (a touch, an identical save)
+                    entries[file_name] = entry
         except FileNotFoundError:
-            found = []
-        for file_name, dir_entry in found:
-            try:
-                st = dir_entry.stat()
-            except OSError:
-                continue  # removed between the listing and the stat
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            fp = file_fingerprint(st)
-            old = self._entries.get(file_name)
-            if old is not None and old.fingerprint == fp and old.deps.unchanged():
-                entries[file_name] = old
-                continue
-            entry = self._parse(tasks_dir / file_name, fp)
-            if old is not None and old.spec is not None and entry.spec == old.spec:
-                entry.spec = old.spec  # same content (a touch, an identical save): same object
-            entries[file_name] = entry
+            pass
         self._entries = entries
+        if not dirty and len(entries) == len(previous_entries):
+            # Nothing re-read and no file gone: the same tasks and errors as last time.
+            return LoadResult(tasks=dict(self._tasks), errors=dict(self._errors))
 
         tasks: dict[str, TaskSpec] = {}
         errors: dict[str, TaskFileError] = {}
@@ -98,10 +110,10 @@ class TaskLoader:
             elif entry.error is not None:
                 errors[error_key(tasks_dir / file_name)] = entry.error
         previous = self._tasks
-        self._tasks = tasks
+        self._tasks, self._errors = tasks, errors
         return LoadResult(
-            tasks=tasks,
-            errors=errors,
+            tasks=dict(tasks),
+            errors=dict(errors),
             added=set(tasks) - set(previous),
             changed={n for n in tasks.keys() & previous.keys() if tasks[n] is not previous[n]},
             removed=set(previous) - set(tasks),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from bassi_schedd.spec import TaskSpec
@@ -43,8 +43,10 @@ def plan(
     on_time: list[datetime] = []
     late: list[datetime] = []
     out: list[Disposition] = []
-    again = set(recovered or ())
-    for t in sorted(set(due) | again):
+    # UTC first: two wall times that differ only in `fold` (the repeated fall-back hour) compare
+    # equal in their own zone and would merge in a set.
+    again = {t.astimezone(UTC) for t in recovered or ()}
+    for t in sorted({t.astimezone(UTC) for t in due} | again):
         age_s = (now - t).total_seconds()
         if age_s <= ON_TIME_S and t not in again:
             on_time.append(t)

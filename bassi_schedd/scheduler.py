@@ -60,7 +60,7 @@ class Scheduler:
     # -- tasks --------------------------------------------------------------------------------
 
     def set_tasks(self, tasks: dict[str, TaskSpec], now: datetime) -> None:
-        """Adopt a new task set; tasks new or re-enabled start checking from the previous tick."""
+        """Adopt a new task set; a new task starts checking from the previous tick."""
         seen_from = self.prev_tick if self.prev_tick is not None and self.prev_tick < now else now
         with self.db.tx() as c:
             for name, spec in tasks.items():
@@ -68,9 +68,6 @@ class Scheduler:
                 if old is not spec:
                     self.next_due.pop(name, None)
                 self.db.first_seen(c, name, seen_from)
-                if spec.enabled and old is not None and not old.enabled:
-                    # Times while paused are not owed: resuming never catches up on them.
-                    self.db.set_last_checked(c, name, seen_from)
         self.tasks = tasks
 
     # -- the tick -----------------------------------------------------------------------------
@@ -78,13 +75,28 @@ class Scheduler:
     def tick(self, now: datetime, requests: bool = True) -> None:
         """Record a disposition for every due time of every task, then start what can start."""
         checked = self.db.last_checked()
-        done_tasks = {n for n, s in self.db.task_summaries().items() if s.done}
+        summaries = self.db.task_summaries()
         new_rows: list[NewRun] = []
         advanced: dict[str, datetime] = {}
         done: list[str] = []
+        flips: dict[str, bool] = {}
         for name, spec in self.tasks.items():
-            if not spec.enabled or name in done_tasks:
+            state = summaries.get(name)
+            if state is not None and state.done:
                 continue
+            was_paused = state is not None and state.paused
+            if not spec.enabled:
+                # Times while paused are never owed: keep last_checked moving.
+                advanced[name] = now
+                if not was_paused:
+                    flips[name] = True
+                continue
+            if was_paused:
+                flips[name] = False
+                if self.prev_tick is None:
+                    # Resumed while no daemon ran: when is unknown, so owe nothing before now.
+                    advanced[name] = now
+                    continue
             after = checked.get(name, now)
             extra = self.recovered.pop(name, [])
             due = self._due_times(spec, after, now)
@@ -107,6 +119,8 @@ class Scheduler:
                 self.db.set_last_checked(c, name, until)
             for name in done:
                 self.db.set_done(c, name)
+            for name, paused in flips.items():
+                self.db.set_paused(c, name, paused)
             c.execute(
                 "INSERT INTO meta (key, value) VALUES ('last_tick', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -379,7 +393,8 @@ class Scheduler:
                 )
                 self.db.insert_runs(c, [retry], ended)
         duration_s = round((ended - run.started_at).total_seconds(), 3) if run.started_at else None
-        log.info(
+        level = log.info if status in ("success", "replaced") else log.warning
+        level(
             "run.end",
             task=run.task,
             run_id=run_id,

@@ -28,6 +28,7 @@ CREATE TABLE task_state (
     first_seen TEXT NOT NULL,
     last_checked TEXT NOT NULL,
     done INTEGER NOT NULL DEFAULT 0,
+    paused INTEGER NOT NULL DEFAULT 0,
     last_status TEXT,
     last_run_at TEXT,
     last_ok INTEGER
@@ -145,6 +146,7 @@ class TaskSummary:
     last_checked: datetime | None
     done: bool
     last_ok: bool | None
+    paused: bool = False
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,7 @@ class StateDB:
                 last_checked=from_db(r["last_checked"]),
                 done=bool(r["done"]),
                 last_ok=None if r["last_ok"] is None else bool(r["last_ok"]),
+                paused=bool(r["paused"]),
             )
         return out
 
@@ -264,6 +267,9 @@ class StateDB:
             "UPDATE task_state SET last_checked = ? WHERE task = ? AND last_checked < ?",
             (to_db(until), task, to_db(until)),
         )
+
+    def set_paused(self, c: sqlite3.Connection, task: str, paused: bool) -> None:
+        c.execute("UPDATE task_state SET paused = ? WHERE task = ?", (int(paused), task))
 
     def set_done(self, c: sqlite3.Connection, task: str) -> None:
         c.execute("UPDATE task_state SET done = 1 WHERE task = ?", (task,))

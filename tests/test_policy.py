@@ -122,3 +122,17 @@ def test_next_retry_rules() -> None:
         True,
         False,
     ]
+
+
+def test_repeated_fall_back_hour_keeps_both_real_instants() -> None:
+    from zoneinfo import ZoneInfo
+
+    berlin = ZoneInfo("Europe/Berlin")
+    first = datetime(2026, 10, 25, 2, 0, tzinfo=berlin)  # CEST, 00:00 UTC
+    second = datetime(2026, 10, 25, 2, 0, fold=1, tzinfo=berlin)  # CET, 01:00 UTC
+    now = datetime(2026, 10, 25, 1, 0, 30, tzinfo=UTC)
+    got = policy.plan(spec(on_missed="all"), [first, second], now)
+    assert [(d.scheduled_for, d.action) for d in got] == [
+        (datetime(2026, 10, 25, 0, 0, tzinfo=UTC), "run"),
+        (datetime(2026, 10, 25, 1, 0, tzinfo=UTC), "run"),
+    ]

@@ -29,6 +29,7 @@ from bassi_schedd.state import StateDB
 log = structlog.get_logger()
 
 CLOCK_JUMP_S = 60.0
+PRUNE_EVERY_S = 3600.0
 # Wake this long after :00 so a tick never lands a hair before the boundary it aims for.
 TICK_OFFSET_S = 0.02
 
@@ -44,6 +45,7 @@ class Daemon:
         self.reload = False
         self.poke = False
         self._logged_errors: dict[str, str] = {}
+        self._pruned_mono: float | None = None
         self._rfd, self._wfd = os.pipe()
         os.set_blocking(self._wfd, False)
         os.set_blocking(self._rfd, False)
@@ -161,6 +163,7 @@ class Daemon:
     def _loop(self) -> None:
         sched = self.sched
         sched.tick(wall_now())
+        self._maybe_prune(time.monotonic())
         last_wall, last_mono = time.time(), time.monotonic()
         next_tick = _next_boundary(last_wall)
         while self.stop_signal is None:
@@ -183,8 +186,27 @@ class Daemon:
                 self.poke = self.reload = False
                 sched.tick(now)
                 next_tick = _next_boundary(wall)
+                self._maybe_prune(mono)
             sched.service(now)
             self._notify("WATCHDOG=1")
+
+    def _maybe_prune(self, mono: float) -> None:
+        """Run-folder retention, at start and then once an hour; history rows stay."""
+        if self._pruned_mono is not None and mono - self._pruned_mono < PRUNE_EVERY_S:
+            return
+        from bassi_schedd.retention import prune_runs
+
+        self._pruned_mono = mono
+        cfg = self.sched.config
+        active = {a.run_id for a in self.sched.active}
+        active |= {r.run_id for r in self.sched.db.runs_with_status("queued")}
+        try:
+            removed = prune_runs(self.home, cfg.keep_runs_days, cfg.keep_runs, wall_now(), active)
+        except OSError as e:
+            log.warning("runs.prune_failed", error=str(e))
+            return
+        if removed:
+            log.info("runs.pruned", removed=removed)
 
     def _startable(self, now: datetime) -> bool:
         return any(

@@ -434,3 +434,28 @@ def test_sighup_reloads_at_once(home: Home, write_task, daemon: Start, sig: int)
     wait_for(lambda: '"daemon.reload"' in home.log_file.read_text(), 5)
     assert '"task.loaded"' in home.log_file.read_text()
     assert d.stop() == 0
+
+
+def test_daemon_prunes_old_run_folders_and_keeps_history(
+    home: Home, write_task, daemon: Start, cli
+) -> None:
+    write_task("kept", 'schedule = "0 0 1 1 *"\ntimezone = "UTC"\ncommand = ["/bin/true"]\n')
+    home.config_file.write_text("keep_runs_days = 30\nkeep_runs = 2\n")
+    d = daemon()
+    d.wait_ready()
+    for _ in range(3):
+        n = len(runs(home))
+        assert cli("trigger", "kept").returncode == 0
+        wait_for(lambda n=n: len(runs(home)) == n + 1 and runs(home)[-1]["status"] == "success", 10)
+    old = home.runs_dir / "kept" / "20250101T000000Z-abcdef"
+    old.mkdir()
+    (old / "output.log").write_text("old\n")
+    assert d.stop() == 0
+    d = daemon()  # prunes at start, then hourly
+    d.wait_ready()
+    wait_for(lambda: not old.exists(), 10)
+    left = sorted(p.name for p in (home.runs_dir / "kept").iterdir())
+    assert left == sorted(str(r["run_id"]) for r in runs(home))[-2:]
+    assert len(runs(home)) == 3  # history rows stay
+    assert '"runs.pruned"' in home.log_file.read_text()
+    assert d.stop() == 0

@@ -7,6 +7,7 @@ import signal
 import time
 from collections.abc import Callable
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 
 import psutil
@@ -82,7 +83,7 @@ def test_each_on_missed_policy_after_an_outage(home: Home, write_task, daemon: S
     ]
     # on_missed=all runs them one after another, oldest first.
     all_rows = runs(home, "hourly-all")
-    for a, b in zip(all_rows, all_rows[1:], strict=False):
+    for a, b in pairwise(all_rows):
         assert str(a["ended_at"]) <= str(b["started_at"])
     assert statuses(home, "deadline") == [
         (t("06:00"), "catchup", "missed"),
@@ -365,7 +366,7 @@ def test_retries_back_off_and_survive_a_restart(home: Home, write_task, daemon: 
             datetime.fromisoformat(str(b["started_at"]))
             - datetime.fromisoformat(str(a["ended_at"]))
         ).total_seconds()
-        for a, b in zip(rows, rows[1:], strict=False)
+        for a, b in pairwise(rows)
     ]
     assert gaps[0] >= 2.0 and gaps[1] >= 4.0, gaps
     time.sleep(1.0)

@@ -536,7 +536,7 @@ def test_close_drops_what_is_left_and_kills_programs(
 def test_queue_is_bounded(
     home: Home, tmp_path: Path, make_notifier: Any, logs: LogRecorder
 ) -> None:
-    prog = script(tmp_path / "slow.sh", "sleep 1\n")
+    prog = script(tmp_path / "slow.sh", "sleep 0.5\n")
     n = make_notifier(workers=1, max_pending=3)
     for i in range(6):
         task = make_task(tmp_path, f"t{i}", notify=NotifySpec(command=(str(prog),)))

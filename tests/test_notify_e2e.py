@@ -243,7 +243,7 @@ def test_hanging_program_is_killed_after_30s_and_scheduling_continues(
     assert (
         failed[0]["task"] == "hangs" and failed[0]["reason"] == "killed after 30s without finishing"
     )
-    assert 29 < time.monotonic() - t0 < 40
+    assert 28 < time.monotonic() - t0 < 40
 
     def gone() -> bool:
         return not any(

@@ -249,6 +249,50 @@ def test_failing_systemctl_is_one_clear_error(run: Callable[..., CliResult], fak
     assert "Traceback" not in r.stderr
 
 
+def test_unwritable_places_are_one_clear_error(
+    run: Callable[..., CliResult], fake_env: Env
+) -> None:
+    (fake_env.user_home / ".config").mkdir()
+    (fake_env.user_home / ".config/systemd").write_text("a file where a folder should be")
+    r = run("install", BASSI_SCHEDD_PLATFORM="linux")
+    assert r.returncode == 1
+    assert f"bassi-schedd: cannot write {unit_path(fake_env)}: " in r.stderr
+    assert "Traceback" not in r.stderr
+    assert fake_env.calls() == []
+    fake_env.bassi.parent.joinpath("blocked").write_text("")
+    r = run(
+        "install", BASSI_SCHEDD_PLATFORM="linux", BASSI_HOME=str(fake_env.user_home / "blocked/b")
+    )
+    assert r.returncode == 1
+    assert "bassi-schedd: cannot set up " in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unreadable_installed_file(run: Callable[..., CliResult], fake_env: Env) -> None:
+    unit = unit_path(fake_env)
+    unit.parent.mkdir(parents=True)
+    unit.write_bytes(b"\xff\xfe not text")
+    r = run("install", BASSI_SCHEDD_PLATFORM="linux")
+    assert r.returncode == 1
+    assert f"bassi-schedd: the installed service file {unit} is not UTF-8 text" in r.stderr
+    unit.unlink()
+    unit.mkdir()
+    r = run("install", BASSI_SCHEDD_PLATFORM="linux")
+    assert r.returncode == 1
+    assert f"cannot read the installed service file {unit}: Is a directory" in r.stderr
+    assert fake_env.calls() == []
+
+
+def test_moving_the_service_to_another_home_says_so(
+    run: Callable[..., CliResult], fake_env: Env
+) -> None:
+    assert run("install", BASSI_SCHEDD_PLATFORM="linux").returncode == 0
+    other = fake_env.user_home / "other"
+    r = run("install", BASSI_SCHEDD_PLATFORM="linux", BASSI_HOME=str(other))
+    assert r.returncode == 0, r.stderr
+    assert f"the service now uses BASSI_HOME {other} (was {fake_env.bassi})" in r.stdout
+    assert "systemctl --user restart bassi-schedd.service" in fake_env.calls()
+
+
 def test_unsupported_platform(run: Callable[..., CliResult], fake_env: Env) -> None:
     r = run("install", BASSI_SCHEDD_PLATFORM="win32")
     assert r.returncode == 1

@@ -50,6 +50,7 @@ def install(platform: svc.Platform, home: Home, *, dry_run: bool, no_start: bool
     content = svc.render(platform, svc.current_values(home.root))
     old = _read(target)
     state: svc.FileState = "new" if old is None else "unchanged" if old == content else "changed"
+    previous_home = svc.parse_installed(platform, old).env.get("BASSI_HOME") if old else None
     tool = svc.tool_for(platform)
     have_tool = shutil.which(tool) is not None
     if not no_start and not have_tool and not dry_run:
@@ -83,16 +84,21 @@ def install(platform: svc.Platform, home: Home, *, dry_run: bool, no_start: bool
         if not no_start and not have_tool:
             _warn(f"{tool} was not found on PATH; a real install would stop here")
     else:
-        for d in dirs:
-            make_private_dir(d)
-        if example:
-            write_private_file(example, example_text)
-            _say(f"wrote an example task (disabled): {example}")
+        try:
+            for d in dirs:
+                make_private_dir(d)
+            if example:
+                write_private_file(example, example_text)
+                _say(f"wrote an example task (disabled): {example}")
+        except OSError as e:
+            raise UserError(f"cannot set up {home.root}: {e.strerror or e}") from None
         if state == "unchanged":
             _say(f"service file unchanged: {target}")
         else:
             _write_service_file(target, content)
             _say(f"{'updated' if state == 'changed' else 'wrote'} {target}")
+            if previous_home and previous_home != str(home.root):
+                _say(f"the service now uses BASSI_HOME {home.root} (was {previous_home})")
         for cmd in cmds:
             _run_checked(cmd)
 
@@ -110,10 +116,12 @@ def install(platform: svc.Platform, home: Home, *, dry_run: bool, no_start: bool
 def _read(path: Path) -> str | None:
     try:
         return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
-    except (OSError, UnicodeDecodeError) as e:
-        raise UserError(f"cannot read the installed service file {path}: {e}") from None
+    except OSError as e:
+        raise UserError(f"cannot read the installed service file {path}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserError(f"the installed service file {path} is not UTF-8 text") from None
 
 
 def _home_dirs(home: Home) -> list[Path]:
@@ -123,8 +131,11 @@ def _home_dirs(home: Home) -> list[Path]:
 def _example_target(home: Home) -> Path | None:
     """tasks/example.toml, but only into an empty tasks folder: never back after a delete."""
     tasks = home.tasks_dir
-    if tasks.is_dir() and any(p.suffix == ".toml" for p in tasks.iterdir()):
-        return None
+    try:
+        if tasks.is_dir() and any(p.suffix == ".toml" for p in tasks.iterdir()):
+            return None
+    except OSError:
+        return None  # unreadable: not ours to fill
     return tasks / svc.EXAMPLE_TASK
 
 

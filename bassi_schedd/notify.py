@@ -265,8 +265,9 @@ class Notifier:
         urgent = job.event in ("failure", "timeout")
         argv = desktop_argv(title, body, urgent, self.parent_env.get("PATH", os.defpath))
         if argv is None:
-            if not self._desktop_missing_logged:
-                self._desktop_missing_logged = True
+            with self._cv:  # workers of other tasks' lanes may get here at the same time
+                first, self._desktop_missing_logged = not self._desktop_missing_logged, True
+            if first:
                 log.info(
                     "notify.skipped",
                     channel="desktop",

@@ -397,3 +397,44 @@ def test_system_says_utc(tmp_path: Path) -> None:
     tz_file.write_text("Etc/UTC\n")
     assert doctor_env._system_says_utc(str(tmp_path / "none"), str(tz_file))
     assert not doctor_env._system_says_utc(str(tmp_path / "none"), str(tmp_path / "none"))
+
+
+def test_unreadable_or_odd_service_files(setup: Setup) -> None:
+    text = setup.unit.read_text()
+    setup.unit.write_text("\n".join(x for x in text.splitlines() if "ExecStart" not in x))
+    r = setup.doctor()
+    assert line(r, "service") == f"fail  service: {setup.unit} names no program"
+    setup.unit.unlink()
+    setup.unit.mkdir()
+    r = setup.doctor()
+    assert line(r, "service").startswith(f"fail  service: cannot read {setup.unit}")
+
+
+def test_odd_last_tick_values(setup: Setup, held_lock: PidLock) -> None:
+    db = StateDB.open(setup.home.state_db)
+    db.set_meta({"last_tick": "yesterday-ish"})
+    db.close()
+    r = setup.doctor()
+    assert line(r, "last tick") == "fail  last tick: unreadable value 'yesterday-ish'"
+    setup.home.state_db.unlink()
+    for extra in setup.home.schedd_dir.glob("state.db-*"):
+        extra.unlink()
+    setup.home.state_db.write_bytes(b"not a database at all" * 100)
+    r = setup.doctor()
+    assert line(r, "last tick").startswith(f"fail  last tick: cannot read {setup.home.state_db}")
+    assert "Traceback" not in r.stderr
+
+
+def test_missing_and_old_packages(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata as md
+
+    def fake_version(name: str) -> str:
+        if name == "claude-agent-sdk":
+            raise md.PackageNotFoundError(name)
+        return "6.1.0" if name == "croniter" else "0.1.0"
+
+    monkeypatch.setattr(md, "version", fake_version)
+    got = {c.name: (c.status, c.detail) for c in doctor.check_packages()}
+    assert got["package claude-agent-sdk"] == ("fail", "not installed")
+    assert got["package croniter"] == ("warn", "6.1.0; tested with 7.x")
+    assert got["package bassi-schedd"] == ("ok", "0.1.0")

@@ -221,11 +221,6 @@ def test_paused_task_is_not_run_and_resume_owes_nothing(
     assert d.stop() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="daemon bug: a task paused across a daemon restart and then resumed catches up on "
-    "the paused times (tick() never advances last_checked of disabled tasks)",
-)
 def test_resume_after_a_restart_owes_nothing(home: Home, cli: Cli, daemon: Start) -> None:
     put(home, "t", b'schedule = "* * * * *"\ntimezone = "UTC"\ncommand = ["/bin/true"]\n')
     assert cli("pause", "t").returncode == 0

@@ -30,7 +30,9 @@ FAKE = r"""#!/bin/sh
 name=$(basename "$0")
 { printf '%s' "$name"; for a in "$@"; do printf ' %s' "$a"; done; printf '\n'; } >> "$FAKE_LOG"
 if [ -n "$FAKE_FAIL" ]; then
-  case "$name $*" in *"$FAKE_FAIL"*) echo "fake failure of $name $1" >&2; exit 1;; esac
+  case "$name $*" in
+    *"$FAKE_FAIL"*) echo "${FAKE_STDERR:-fake failure of $name $1}" >&2; exit 1;;
+  esac
 fi
 if [ -n "$FAKE_FAIL_ONCE" ] && [ ! -e "$FAKE_LOG.failed" ]; then
   case "$name $*" in *"$FAKE_FAIL_ONCE"*) : > "$FAKE_LOG.failed"; echo "busy" >&2; exit 5;; esac
@@ -291,6 +293,21 @@ def test_moving_the_service_to_another_home_says_so(
     assert r.returncode == 0, r.stderr
     assert f"the service now uses BASSI_HOME {other} (was {fake_env.bassi})" in r.stdout
     assert "systemctl --user restart bassi-schedd.service" in fake_env.calls()
+
+
+def test_no_user_manager_gets_its_own_hint(run: Callable[..., CliResult], fake_env: Env) -> None:
+    r = run(
+        "install",
+        BASSI_SCHEDD_PLATFORM="linux",
+        FAKE_FAIL="daemon-reload",
+        FAKE_STDERR="Failed to connect to bus: No medium found",
+    )
+    assert r.returncode == 1
+    assert (
+        "'systemctl --user daemon-reload' failed: Failed to connect to bus: No medium found; "
+        f"no systemd user manager is reachable: enable lingering (loginctl enable-linger {USER})"
+    ) in r.stderr
+    assert f"XDG_RUNTIME_DIR=/run/user/{UID}" in r.stderr
 
 
 def test_unsupported_platform(run: Callable[..., CliResult], fake_env: Env) -> None:

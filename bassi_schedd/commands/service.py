@@ -168,7 +168,14 @@ def _run_checked(cmd: svc.Cmd) -> None:
             time.sleep(1.0)
     detail = _first_line(result.stderr) or _first_line(result.stdout) or f"exit {result.returncode}"
     hint = ""
-    if cmd.argv[0] == "systemctl":
+    if cmd.argv[0] == "systemctl" and "bus" in detail.lower():
+        # Typical over ssh/su: no user manager, or XDG_RUNTIME_DIR not set for it.
+        hint = (
+            f"; no systemd user manager is reachable: enable lingering "
+            f"(loginctl enable-linger {svc.user_name()}), log in again and check that "
+            f"XDG_RUNTIME_DIR=/run/user/{os.getuid()}"
+        )
+    elif cmd.argv[0] == "systemctl":
         hint = "; see 'journalctl --user -u bassi-schedd -n 50'"
     raise UserError(f"'{cmd}' failed: {detail}{hint}")
 

@@ -106,7 +106,7 @@ def install(platform: svc.Platform, home: Home, *, dry_run: bool, no_start: bool
         hint = " && ".join(str(c) for c in svc.load_commands(platform, state, target))
         _say(f"not started (--no-start); to start: {hint}")
     elif not dry_run:
-        started = "restarted" if state == "changed" else "enabled and running"
+        started = "restarted with the new file" if state == "changed" else "enabled and running"
         _say(f"bassi-schedd is {started} (BASSI_HOME {home.root})")
     if platform == "linux":
         _check_linger()

@@ -15,7 +15,7 @@ HELLO = """\
 # A script task: runs a command instead of the agent, so it needs no API key.
 description = "Say hello every minute (demo)"
 schedule = "* * * * *"
-command = ["/bin/sh", "-c", "echo \\"hello from $BASSI_TASK, scheduled for $BASSI_SCHEDULED_FOR\\"; date"]
+command = ["/bin/sh", "-c", "echo hello from $BASSI_TASK for $BASSI_SCHEDULED_FOR; date"]
 timeout = "30s"
 """
 

@@ -110,7 +110,12 @@ def run_processes(root_pid: int, run_id: str) -> list[psutil.Process]:
             uids = p.info["uids"]
             if uids is None or uids.real != uid:
                 continue
-            if os.getpgid(p.pid) == root_pid or p.environ().get("BASSI_RUN_ID") == run_id:
+            if os.getpgid(p.pid) == root_pid:
+                found[p.pid] = p
+                continue
+            env = p.environ()
+            # A notify program carries the run's id too (BASSI_EVENT marks it): not the run's.
+            if env.get("BASSI_RUN_ID") == run_id and "BASSI_EVENT" not in env:
                 found[p.pid] = p
         except (psutil.Error, OSError):
             continue

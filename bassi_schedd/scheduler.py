@@ -367,7 +367,7 @@ class Scheduler:
         retry_at = None
         if spec is not None and status in ("failed", "timeout"):
             retry_at = policy.next_retry(spec, status, rc, run.attempt, ended)
-        summary = self.db.task_summaries().get(run.task) if self.notifier else None
+        previous_ok = self.db.last_ok(run.task) if self.notifier else None
         with self.db.tx() as c:
             self.db.finish(
                 c,
@@ -408,7 +408,7 @@ class Scheduler:
         )
         ended_row = self.db.get_run(run_id) if self.notifier and spec else None
         if self.notifier is not None and spec is not None and ended_row is not None:
-            self.notifier.run_ended(spec, ended_row, summary.last_ok if summary else None)
+            self.notifier.run_ended(spec, ended_row, previous_ok)
         if retry_at is not None:
             log.info(
                 "run.retry",

@@ -254,6 +254,11 @@ class StateDB:
             )
         return out
 
+    def last_ok(self, task: str) -> bool | None:
+        """Whether the task's last finished run succeeded (None: no run yet)."""
+        row = self.conn.execute("SELECT last_ok FROM task_state WHERE task = ?", (task,)).fetchone()
+        return None if row is None or row[0] is None else bool(row[0])
+
     def first_seen(self, c: sqlite3.Connection, task: str, now: datetime) -> None:
         """Register a task the first time it is seen; it never catches up before ``now``."""
         c.execute(

@@ -171,8 +171,10 @@ def check_zone(value: object, key: str) -> str:
 
 
 def check_url(value: object, key: str) -> str:
-    """An http or https URL with a host."""
-    text = check_str(value, key, non_empty=True)
+    """An http or https URL with a host; "" means none (a task turns a schedd.toml default off)."""
+    text = check_str(value, key)
+    if text == "":
+        return text
     try:
         parts = urlsplit(text)
     except ValueError as e:

@@ -577,3 +577,20 @@ def test_desktop_without_a_notifier_logs_once(
     n.close(5.0)
     assert len(logs.events("notify.skipped")) == 1
     assert logs.events("notify.failed") == [] and logs.events("notify.sent") == []
+
+
+def test_empty_healthcheck_url_turns_the_default_off(tmp_path: Path) -> None:
+    import dataclasses
+
+    from bassi_schedd.config import config_from_dict
+    from bassi_schedd.notify_record import effective_healthcheck_url
+    from bassi_schedd.taskfile import task_from_text
+
+    config = config_from_dict({"healthcheck_url": "https://hc.example/abc", "timezone": "UTC"})
+    path = tmp_path / "t.toml"
+    base = 'schedule = "@daily"\ncommand = ["/bin/true"]\n'
+    plain = task_from_text(path, base, config)
+    assert effective_healthcheck_url(plain, config) == "https://hc.example/abc"
+    off = task_from_text(path, base + 'healthcheck_url = ""\n', config)
+    assert effective_healthcheck_url(off, config) is None
+    assert dataclasses.asdict(off)["healthcheck_url"] == ""

@@ -353,11 +353,6 @@ def test_desktop_without_notify_send_logs_one_line(
     assert "Traceback" not in d.output()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="process.run_processes sweeps every process whose BASSI_RUN_ID matches an ended run "
-    "with leftovers, which includes that run's notify program (reported to the lead)",
-)
 def test_notify_program_of_a_run_with_leftovers_is_not_swept(
     home: Home, write_task, daemon: Start, cli, tmp_path: Path
 ) -> None:

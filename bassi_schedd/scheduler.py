@@ -211,6 +211,10 @@ class Scheduler:
             if spec is None:
                 self._set_status(row, "missed", "task file removed or invalid")
                 continue
+            if not spec.enabled and row.trigger != "manual":
+                # A retry or catch-up queued before `pause` is not owed; `trigger` still works.
+                self._set_status(row, "missed", "task paused")
+                continue
             busy = [a for a in self.active if a.task == row.task and a.stop_reason is None]
             if busy and not (spec.overlap == "allow" and not row.sequential):
                 if row.sequential or row.trigger == "retry" or spec.overlap == "queue":

@@ -460,3 +460,28 @@ def test_daemon_prunes_old_run_folders_and_keeps_history(
     assert len(runs(home)) == 3  # history rows stay
     assert '"runs.pruned"' in home.log_file.read_text()
     assert d.stop() == 0
+
+
+def test_pause_drops_a_pending_retry_but_trigger_still_runs(
+    home: Home, write_task, daemon: Start, cli
+) -> None:
+    write_task(
+        "flaky",
+        """
+        schedule = "0 0 1 1 *"
+        timezone = "UTC"
+        command = ["/bin/sh", "-c", "exit 1"]
+        retries = 1
+        retry_delay = "2s"
+        """,
+    )
+    d = daemon()
+    d.wait_ready()
+    assert cli("trigger", "flaky").returncode == 0
+    wait_for(lambda: [r["status"] for r in runs(home)] == ["failed", "queued"], 10)
+    assert cli("pause", "flaky").returncode == 0
+    wait_for(lambda: [r["status"] for r in runs(home)] == ["failed", "missed"], 10)
+    assert runs(home)[1]["detail"] == "task paused"
+    assert cli("trigger", "flaky").returncode == 0  # a person may still run a paused task
+    wait_for(lambda: len(runs(home)) >= 3 and runs(home)[2]["status"] == "failed", 10)
+    assert d.stop() == 0

@@ -12,7 +12,6 @@ is the reliable source.
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
 import shutil
 import signal
@@ -21,8 +20,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -198,6 +195,12 @@ def http_ping(
     url: str, timeout_s: float, tries: int, backoff_s: float, abort: threading.Event
 ) -> Outcome:
     """GET ``url``; retry network errors and 5xx up to ``tries`` times with doubling pauses."""
+    # Imported here: urllib.request pulls in ssl and http.client, several MB the daemon only
+    # needs once a health check is configured.
+    import http.client
+    import urllib.error
+    import urllib.request
+
     if urlsplit(url).scheme not in ("http", "https"):
         return Outcome(False, "not an http:// or https:// URL")
     request = urllib.request.Request(  # noqa: S310 (scheme checked above)
@@ -222,6 +225,8 @@ def http_ping(
 
 
 def _net_reason(e: Exception) -> str:
+    import urllib.error
+
     inner = e.reason if isinstance(e, urllib.error.URLError) else e
     if isinstance(inner, TimeoutError):
         return "no answer within the timeout"

@@ -11,7 +11,7 @@ import importlib.metadata
 import os
 import stat
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -19,7 +19,7 @@ from typing import Literal
 from bassi_schedd import install as svc
 from bassi_schedd.errors import UserError
 from bassi_schedd.paths import Home
-from bassi_schedd.spec import DaemonConfig
+from bassi_schedd.spec import DaemonConfig, TaskSpec
 
 Status = Literal["ok", "warn", "fail"]
 TICK_STALE_S = 180.0  # the daemon ticks every minute; three missed ticks mean it is stuck
@@ -52,6 +52,7 @@ class Context:
     agent_tasks: int = 0
     config: DaemonConfig | None = None
     config_ok: bool = True
+    tasks: list[TaskSpec] = field(default_factory=list)
 
 
 def check_python() -> Check:
@@ -124,6 +125,7 @@ def check_tasks(ctx: Context) -> Check:
 
     assert ctx.config is not None
     result = TaskLoader(ctx.home, ctx.config).load()
+    ctx.tasks = list(result.tasks.values())
     ctx.agent_tasks = sum(1 for t in result.tasks.values() if t.enabled and t.is_agent)
     total = len(result.tasks) + len(result.errors)
     if result.errors:
@@ -135,6 +137,18 @@ def check_tasks(ctx: Context) -> Check:
         return Check("warn", "tasks", f"no task files in {ctx.home.tasks_dir}", fix)
     enabled = sum(1 for t in result.tasks.values() if t.enabled)
     return Check("ok", "tasks", f"{total} valid ({enabled} enabled)")
+
+
+def check_notify(ctx: Context) -> Check:
+    """Notify programs exist and are executable (on the PATH the service will have)."""
+    from bassi_schedd.notify_record import notify_problems
+
+    assert ctx.config is not None
+    problems = notify_problems(ctx.tasks, ctx.config, ctx.environ.get("PATH"))
+    if problems:
+        fix = "fix the notify.command path or make it executable (chmod +x)"
+        return Check("warn", "notify", problems[0], fix, tuple(problems[1:]))
+    return Check("ok", "notify", "every notify program found")
 
 
 def check_daemon(ctx: Context) -> list[Check]:

@@ -149,6 +149,15 @@ def test_bad_task_file(setup: Setup, write_task: Callable[[str, str], Path]) -> 
     assert fix_after(r, "tasks") == "bassi-schedd check"
 
 
+def test_unreachable_notify_program(setup: Setup, write_task: Callable[[str, str], Path]) -> None:
+    assert line(setup.doctor(), "notify") == "ok    notify: every notify program found"
+    path = write_task("pinged", COMMAND_TASK + 'notify = { command = ["/no/such/notify.sh"] }\n')
+    r = setup.doctor()
+    assert line(r, "notify").startswith("warn  notify: ")
+    assert str(path) in line(r, "notify") and "/no/such/notify.sh" in line(r, "notify")
+    assert "chmod +x" in (fix_after(r, "notify") or "")
+
+
 def test_wrong_permissions(setup: Setup) -> None:
     setup.home.root.chmod(0o755)
     setup.home.tasks_dir.chmod(0o750)

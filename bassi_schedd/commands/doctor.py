@@ -17,6 +17,7 @@ from bassi_schedd.doctor import (
     check_home,
     check_packages,
     check_python,
+    check_notify,
     check_tasks,
 )
 from bassi_schedd.errors import UserError
@@ -34,7 +35,7 @@ def run_checks(home: Home) -> list[Check]:
     ctx = Context(home, svc.user_home(), dict(os.environ), datetime.now(UTC), platform)
     checks = [check_python(), *check_packages(), check_home(ctx)]
     if home.root.is_dir():
-        checks += [check_config(ctx), check_tasks(ctx)]
+        checks += [check_config(ctx), check_tasks(ctx), check_notify(ctx)]
     checks += env.check_service(ctx)
     checks += check_daemon(ctx)
     checks.append(env.check_claude_cli(ctx, env.bundled_claude()))

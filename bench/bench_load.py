@@ -128,6 +128,10 @@ def bench(n: int) -> None:
     print(f"due for one minute, DueCache first  {fill_ms:7.1f} ms")
     print(f"due for one minute, DueCache warm   {cached_ms:7.2f} ms")
     print(f"warm reload + due (DueCache warm)   {tick_ms:7.2f} ms")
+    print(f"FIGURE name=load.cold_{n} value={cold_ms:.3f} unit=ms target=-")
+    print(f"FIGURE name=load.warm_reload_{n} value={warm_ms:.3f} unit=ms target=-")
+    print(f"FIGURE name=load.tick_{n} value={tick_ms:.3f} unit=ms",
+          f"target={'<30' if n == 1000 else '-'}")  # fmt: skip
 
 
 def main(argv: list[str]) -> None:

@@ -113,6 +113,11 @@ def main() -> None:
         print(f"  fake CLI peak RSS (psutil)            {fmt(clis, 'MiB', mib)}")
         print(f"  largest child ru_maxrss               {maxrss_kib / 1024:7.1f} MiB")
         print(f"  python -c 'import claude_agent_sdk'   {fmt(imports)}")
+        print(f"FIGURE name=executor.first_message value={statistics.median(firsts):.4f} unit=s",
+              "target=-")  # fmt: skip
+        print(f"FIGURE name=executor.total value={statistics.median(totals):.4f} unit=s target=-")
+        print(f"FIGURE name=executor.peak_rss value={statistics.median(execs) * mib:.2f} unit=MiB",
+              "target=-")  # fmt: skip
         if args.bundled:
             empty = root / "emptyhome"
             empty.mkdir()

@@ -1,5 +1,7 @@
 """Exceptions that carry one user-facing sentence."""
 
+import unicodedata
+
 
 class UserError(Exception):
     """A problem the user can fix; its message is one clear sentence, shown without traceback."""
@@ -22,4 +24,18 @@ class TaskFileError(UserError):
         self.line = line
         where = path if line is None else f"{path}:{line}"
         text = f"{where}: key '{key}': {message}" if key is not None else f"{where}: {message}"
-        super().__init__(text)
+        super().__init__(printable(text))
+
+
+def printable(text: str) -> str:
+    """Escape control characters, so a hostile file cannot break lines or drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(_escape(c) if unicodedata.category(c) in _CONTROL else c for c in text)
+
+
+_CONTROL = ("Cc", "Zl", "Zp")
+
+
+def _escape(c: str) -> str:
+    return c.encode("unicode_escape").decode()

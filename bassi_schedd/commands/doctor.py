@@ -15,9 +15,9 @@ from bassi_schedd.doctor import (
     check_config,
     check_daemon,
     check_home,
+    check_notify,
     check_packages,
     check_python,
-    check_notify,
     check_tasks,
 )
 from bassi_schedd.errors import UserError

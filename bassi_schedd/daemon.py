@@ -60,8 +60,14 @@ class Daemon:
 
         self.home.ensure()
         config = load_config(self.home)
+        # launchd's stderr file never rotates, so the agent turns the stderr copy off there;
+        # journald (systemd) keeps its own, so it stays on.
+        stderr = None if os.environ.get("BASSI_SCHEDD_LOG_STDERR") == "off" else ...
         configure_logging(
-            self.home.log_file, max_bytes=config.log_max_bytes, backups=config.log_backups
+            self.home.log_file,
+            max_bytes=config.log_max_bytes,
+            backups=config.log_backups,
+            stderr=stderr,
         )
         try:
             self.lock.acquire()

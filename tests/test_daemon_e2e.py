@@ -485,3 +485,11 @@ def test_pause_drops_a_pending_retry_but_trigger_still_runs(
     assert cli("trigger", "flaky").returncode == 0  # a person may still run a paused task
     wait_for(lambda: len(runs(home)) >= 3 and runs(home)[2]["status"] == "failed", 10)
     assert d.stop() == 0
+
+
+def test_stderr_copy_can_be_turned_off_for_launchd(home: Home, daemon: Start) -> None:
+    d = daemon(env={"BASSI_SCHEDD_LOG_STDERR": "off"})
+    d.wait_ready()
+    assert d.stop() == 0
+    assert '"daemon.start"' in home.log_file.read_text()
+    assert d.output() == ""

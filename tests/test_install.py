@@ -541,6 +541,7 @@ def test_rendered_plist_has_the_required_keys(tmp_path: Path) -> None:
     assert data["EnvironmentVariables"] == {
         "PATH": "/usr/bin:/bin",
         "BASSI_HOME": values.bassi_home,
+        "BASSI_SCHEDD_LOG_STDERR": "off",  # schedd.log rotates; launchd's stderr file does not
     }
     assert data["StandardOutPath"] == "/Users/a&b/<x>/logs/launchd-stdout.log"
     assert "a&amp;b/&lt;x&gt;" in text

@@ -106,7 +106,7 @@ def test_secret_values_never_reach_logs_history_or_run_records(
         f"""
         schedule = "0 0 1 1 *"
         timezone = "UTC"
-        command = ["/bin/sh", "-c", "test ${{#MY_TOKEN}} -eq 21 && test ${{#ANTHROPIC_API_KEY}} -eq 25"]
+        command = ["/bin/sh", "-c", "test ${{#MY_TOKEN}}${{#ANTHROPIC_API_KEY}} = 2125"]
         env = {{ MY_TOKEN = "{task_secret}" }}
         """,
     )

@@ -314,7 +314,10 @@ def test_kill9_then_restart_adopts_live_run_and_loses_dead_one(
     assert d.stop() == 0
 
 
-def test_sigterm_interrupts_runs_and_exits_zero(home: Home, write_task, daemon: Start, cli) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_interrupts_runs_and_exits_zero(
+    home: Home, write_task, daemon: Start, cli, sig: int
+) -> None:
     write_task(
         "slow",
         """
@@ -328,7 +331,7 @@ def test_sigterm_interrupts_runs_and_exits_zero(home: Home, write_task, daemon: 
     assert cli("trigger", "slow").returncode == 0
     row = wait_for(lambda: [r for r in runs(home) if r["status"] == "running" and r["pid"]], 10)[0]  # type: ignore[index]
     start = time.monotonic()
-    assert d.stop(signal.SIGTERM) == 0
+    assert d.stop(sig) == 0
     assert time.monotonic() - start < 12
     assert [r["status"] for r in runs(home)] == ["interrupted"]
     assert not psutil.pid_exists(int(row["pid"]))  # type: ignore[arg-type]

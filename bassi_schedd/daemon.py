@@ -22,7 +22,14 @@ from bassi_schedd.errors import UserError
 from bassi_schedd.lock import LockBusyError, PidLock
 from bassi_schedd.notify import Notifier
 from bassi_schedd.paths import Home
-from bassi_schedd.process import Active, become_subreaper, is_alive, read_exit_code
+from bassi_schedd.process import (
+    Active,
+    become_subreaper,
+    create_time,
+    find_run_root,
+    is_alive,
+    read_exit_code,
+)
 from bassi_schedd.scheduler import KILL_GRACE_S, Scheduler, wall_now
 from bassi_schedd.state import StateDB
 
@@ -127,7 +134,18 @@ class Daemon:
             foreground = row.trigger == "manual" and row.pid_create_time is None
             if foreground and row.pid is not None and is_alive(row.pid, None):
                 continue  # `execute TASK` in a terminal: its own process records the end
-            if row.pid is not None and is_alive(row.pid, row.pid_create_time):
+            pid, created = row.pid, row.pid_create_time
+            if pid is None:
+                # Killed between marking the row running and saving the PID: find it by its id.
+                root = find_run_root(row.run_id)
+                if root is not None:
+                    pid, created = root.pid, create_time(root.pid)
+                    with db.tx() as c:
+                        c.execute(
+                            "UPDATE runs SET pid = ?, pid_create_time = ? WHERE run_id = ?",
+                            (pid, created, row.run_id),
+                        )
+            if pid is not None and is_alive(pid, created):
                 spec_timeout_s = self._timeout_for(row.task)
                 started = row.started_at or now
                 left_s = spec_timeout_s - (now - started).total_seconds()
@@ -135,8 +153,8 @@ class Daemon:
                     Active(
                         run_id=row.run_id,
                         task=row.task,
-                        pid=row.pid,
-                        created=row.pid_create_time,
+                        pid=pid,
+                        created=created,
                         run_dir=run_dir,
                         deadline_mono=time.monotonic() + max(left_s, 0.0),
                     )
@@ -145,7 +163,7 @@ class Daemon:
                     "run.adopted",
                     task=row.task,
                     run_id=row.run_id,
-                    pid=row.pid,
+                    pid=pid,
                     scheduled_for=_iso(row.scheduled_for),
                     trigger=row.trigger,
                 )

@@ -122,6 +122,24 @@ def run_processes(root_pid: int, run_id: str) -> list[psutil.Process]:
     return list(found.values())
 
 
+def find_run_root(run_id: str) -> psutil.Process | None:
+    """The topmost live process carrying ``BASSI_RUN_ID=run_id`` (a run whose PID went unsaved)."""
+    found = []
+    for p in psutil.process_iter(["uids"]):
+        try:
+            uids = p.info["uids"]
+            if uids is None or uids.real != os.getuid():
+                continue
+            env = p.environ()
+            if env.get("BASSI_RUN_ID") == run_id and "BASSI_EVENT" not in env:
+                found.append(p)
+        except psutil.Error:
+            continue
+    pids = {p.pid for p in found}
+    roots = [p for p in found if p.ppid() not in pids]
+    return min(roots, key=lambda p: p.create_time()) if roots else None
+
+
 def signal_run(root_pid: int, run_id: str, sig: int) -> int:
     """Send ``sig`` to the run's group and every process of it; returns how many were alive."""
     with contextlib.suppress(ProcessLookupError, PermissionError):

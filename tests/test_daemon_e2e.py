@@ -496,3 +496,32 @@ def test_stderr_copy_can_be_turned_off_for_launchd(home: Home, daemon: Start) ->
     assert d.stop() == 0
     assert '"daemon.start"' in home.log_file.read_text()
     assert d.output() == ""
+
+
+def test_run_whose_pid_was_never_saved_is_found_by_its_id(
+    home: Home, write_task, daemon: Start
+) -> None:
+    from datetime import UTC
+
+    from bassi_schedd.process import spawn
+    from bassi_schedd.state import NewRun, StateDB
+
+    write_task("orphan", 'schedule = "0 0 1 1 *"\ntimezone = "UTC"\ncommand = ["/bin/true"]\n')
+    now = datetime.now(UTC)
+    run_dir = home.run_dir("orphan", "r-unsaved")
+    run_dir.mkdir(parents=True)
+    db = StateDB.open(home.state_db)
+    with db.tx() as c:  # the state a kill -9 between "mark running" and "save pid" leaves
+        db.insert_runs(c, [NewRun("r-unsaved", "orphan", "manual", now, "queued")], now)
+        db.mark_started(c, "r-unsaved", now, str(run_dir), None, None)
+    db.close()
+    env = {"PATH": "/usr/bin:/bin", "BASSI_RUN_ID": "r-unsaved", "BASSI_RUN_DIR": str(run_dir)}
+    child = spawn(["/bin/sh", "-c", "sleep 2; exit 4"], env, run_dir, run_dir)
+    d = daemon()
+    d.wait_ready()
+    wait_for(lambda: runs(home)[0]["status"] == "failed", 15)
+    row = runs(home)[0]
+    assert (row["pid"], row["exit_code"]) == (child.pid, 4)
+    assert '"run.adopted"' in d.output()
+    child.wait(5)
+    assert d.stop() == 0

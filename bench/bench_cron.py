@@ -16,6 +16,7 @@ The crontab file is removed afterwards, also on SIGTERM/SIGINT.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import math
 import os
 import shutil
@@ -31,6 +32,8 @@ import psutil
 from bench_daemon import figure, idle_cpu, load_note, memory_mib, percentile
 
 CRON_FILE = Path("/etc/cron.d/bassi-bench")
+# Two runs at once would share the crontab file and the cron daemon: the second one waits.
+LOCK_FILE = Path(tempfile.gettempdir()) / "bassi-bench-cron.lock"
 
 
 def find_cron() -> str | None:
@@ -91,12 +94,12 @@ def measure_idle(cron: psutil.Process, n_jobs: int, window_s: float, scale: floa
     print(f"idle cron, {n_jobs} far-future jobs in {CRON_FILE}, pid {cron.pid}")
     print(f"    RSS {max(rss0, rss1):6.1f} MiB  USS {'n/a' if uss1 is None else f'{uss1:.1f} MiB'}")
     print(f"    idle CPU: {used_s:.4f} s in {window_s:.0f} s -> {used_s * scale:.4f} s per 10 min")
-    print(f"    ({how}; psutil user+system {coarse_s:.2f} s); {switches} context switches")
+    print(f"    ({how}; psutil user+system {coarse_s:.2f} s); {switches} wake-ups")
     figure("cron.idle_rss", max(rss0, rss1), "MiB")
     if uss1 is not None:
         figure("cron.idle_uss", uss1, "MiB")
     figure("cron.idle_cpu_per_10min", used_s * scale, "s")
-    figure("cron.idle_wakeups_per_min", switches * 60 / window_s, "switches")
+    figure("cron.idle_wakeups_per_min", switches * 60 / window_s, "wakeups")
 
 
 def measure_latency(n_jobs: int, boundaries: int, idle_jobs: int, tmp: Path) -> None:
@@ -161,6 +164,12 @@ def main() -> int:
     signal.signal(signal.SIGINT, _raise_exit)
     print(f"bench_cron ({'full' if args.full else 'quick'}): {load_note()}", flush=True)
 
+    lock = LOCK_FILE.open("a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print("another bench_cron.py is running: waiting for it", flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
     cron_bin = find_cron() or install_cron()
     if cron_bin is None or os.geteuid() != 0:
         print("cron unavailable (needs the cron package and root)")

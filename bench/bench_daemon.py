@@ -90,26 +90,28 @@ def cpu_s(proc: psutil.Process) -> float:
     return float(t.user + t.system)
 
 
-def sched_cpu_s(pid: int) -> float | None:
-    """On-CPU seconds of every live thread from /proc/PID/task/*/schedstat (ns resolution)."""
+def _schedstat(pid: int) -> tuple[float, int] | None:
+    """(on-CPU seconds, times scheduled in) summed over live threads, from schedstat (ns)."""
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-        return (
-            sum(int(Path(f"/proc/{pid}/task/{t}/schedstat").read_text().split()[0]) for t in tasks)
-            / 1e9
-        )
+        fields = [
+            Path(f"/proc/{pid}/task/{t}/schedstat").read_text().split()
+            for t in os.listdir(f"/proc/{pid}/task")
+        ]
+        return sum(int(f[0]) for f in fields) / 1e9, sum(int(f[2]) for f in fields)
     except (OSError, ValueError, IndexError):
         return None
 
 
 def idle_cpu(proc: psutil.Process, window_s: float) -> tuple[float, float | None, int]:
-    """CPU seconds over ``window_s`` of idling: psutil (clock ticks, 10 ms steps), schedstat
-    (ns, None where unavailable), and context switches (wake-ups, roughly)."""
-    cpu0, fine0, ctx0 = cpu_s(proc), sched_cpu_s(proc.pid), sum(proc.num_ctx_switches())
+    """Over ``window_s`` of idling: CPU seconds from psutil (clock ticks: 10 ms steps), from
+    schedstat (ns; None where unavailable), and how often a thread was scheduled in (wake-ups;
+    psutil's context switches of the main thread where schedstat is unavailable)."""
+    cpu0, fine0, ctx0 = cpu_s(proc), _schedstat(proc.pid), sum(proc.num_ctx_switches())
     time.sleep(window_s)
-    cpu1, fine1, ctx1 = cpu_s(proc), sched_cpu_s(proc.pid), sum(proc.num_ctx_switches())
-    fine = None if fine0 is None or fine1 is None or fine1 < fine0 else fine1 - fine0
-    return cpu1 - cpu0, fine, ctx1 - ctx0
+    cpu1, fine1, ctx1 = cpu_s(proc), _schedstat(proc.pid), sum(proc.num_ctx_switches())
+    if fine0 is None or fine1 is None or fine1[0] < fine0[0]:  # a thread ended: use psutil
+        return cpu1 - cpu0, None, ctx1 - ctx0
+    return cpu1 - cpu0, fine1[0] - fine0[0], fine1[1] - fine0[1]
 
 
 def wait_until(predicate: Callable[[], object], timeout_s: float, what: str) -> object:
@@ -359,12 +361,12 @@ def idle(n_tasks: int, window_s: float, scale: float, tmp: Path) -> None:
     print(f"    startup CPU (imports, load, first tick): {startup_cpu_s:.2f} s")
     print(f"(c) idle CPU: {cpu_used_s:.4f} s in {window_s:.0f} s -> {per_10min_s:.4f} s per 10 min")
     print(f"    ({how}; psutil user+system {coarse_s:.2f} s, schedstat {_s(fine_s)})")
-    print(f"    {switches} context switches in the window")
+    print(f"    {switches} wake-ups (times scheduled in) in the window")
     figure("daemon.idle_rss", max(rss0, rss1), "MiB", "<40")
     if uss1 is not None:
         figure("daemon.idle_uss", uss1, "MiB")
     figure("daemon.idle_cpu_per_10min", per_10min_s, "s", "<1")
-    figure("daemon.idle_wakeups_per_min", switches * 60 / window_s, "switches")
+    figure("daemon.idle_wakeups_per_min", switches * 60 / window_s, "wakeups")
 
 
 def _s(v: float | None) -> str:

@@ -145,6 +145,8 @@ def meets(value: float, target: str) -> str:
 def fmt(value: float) -> str:
     if math.isnan(value):
         return "nan"
+    if value.is_integer():
+        return str(int(value))
     if abs(value) >= 100:
         return f"{value:.0f}"
     if abs(value) >= 10:
@@ -162,7 +164,7 @@ def table(figures: list[Figure]) -> list[str]:
         cron_text = ratio = ""
         if twin is not None:
             cron_text = f"{fmt(twin.value)} {twin.unit}"
-            ratio = f"{f.value / twin.value:.2f}x" if twin.value else "-"
+            ratio = f"{f.value / twin.value:.2f}x" if twin.value and f.unit != "runs" else "-"
         target = "" if f.target == "-" else f"{f.target} {f.unit}"
         rows.append(
             (f.name, f"{fmt(f.value)} {f.unit}", target, meets(f.value, f.target), cron_text, ratio)

@@ -1,0 +1,141 @@
+"""Reliability: timed-out runs whose process trees fight back leave no survivor and no zombie.
+
+Every run forks grandchildren: some ignore SIGTERM, some move to their own session (setsid),
+some are orphaned on purpose (double fork), some sit three levels deep. Each process appends its
+PID to ``$BASSI_RUN_DIR/pids``. The runs are one-shot (``at``) tasks that all fire on the same
+minute and time out together (max_concurrent is high), so the 10 s SIGTERM->SIGKILL grace is paid
+once, not once per run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bassi_schedd.paths import Home
+from tests.conftest import DaemonProc, db_rows, wait_for
+
+Start = Callable[..., DaemonProc]
+
+REC = 'echo $$ >> "$BASSI_RUN_DIR/pids"'
+# Scripts, one per process level; `sh NAME.sh` runs one (cwd is the scripts folder).
+SCRIPTS = {
+    "obey_leaf": f"{REC}; exec sleep 300",
+    "ignore_leaf": f"trap '' TERM; {REC}; exec sleep 300",
+    "mid2": f"trap '' TERM; {REC}; setsid sh ignore_leaf.sh & sleep 300",
+    "mid1": f"trap '' TERM; {REC}; sh mid2.sh & sleep 300",
+}
+# kind -> (the run's script, number of processes that record their PID)
+TREES: dict[str, tuple[str, int]] = {
+    # Everything obeys SIGTERM.
+    "plain": (f"sh obey_leaf.sh & {REC}; sleep 300", 2),
+    # The run and its grandchild ignore SIGTERM (so does the run's own sleep).
+    "ignore": (f"trap '' TERM; sh ignore_leaf.sh & {REC}; sleep 300", 2),
+    # A grandchild in its own session, ignoring SIGTERM: not in the run's process group.
+    "setsid": (f"setsid sh ignore_leaf.sh & {REC}; sleep 300", 2),
+    # Double fork: the grandchild's parent exits at once, so it is no descendant of the run.
+    "orphan": (f"( setsid sh ignore_leaf.sh & ) ; {REC}; sleep 300", 2),
+    # Four levels, each ignoring SIGTERM, the deepest in its own session.
+    "deep": (f"trap '' TERM; {REC}; sh mid1.sh & sleep 300", 4),
+}
+KINDS = sorted(TREES)
+FIRE_AT = "2026-11-01T05:30:00"
+
+
+def write_scripts(folder: Path) -> None:
+    folder.mkdir()
+    for name, body in {**SCRIPTS, **{k: v[0] for k, v in TREES.items()}}.items():
+        (folder / f"{name}.sh").write_text(body + "\n")
+
+
+def task_toml(kind: str, scripts: Path) -> str:
+    return (
+        f'at = "{FIRE_AT}"\ntimezone = "UTC"\ntimeout = "6s"\ncwd = "{scripts}"\n'
+        f'command = ["/bin/sh", "{kind}.sh"]\n'
+    )
+
+
+def pids_of(run_dir: Path) -> list[int]:
+    try:
+        return [int(x) for x in (run_dir / "pids").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def survivors(recorded: dict[str, list[int]]) -> list[tuple[str, int, str]]:
+    """Recorded processes still present (zombies included), identified by their run id."""
+    left = []
+    for run_id, pids in recorded.items():
+        for pid in pids:
+            try:
+                p = psutil.Process(pid)
+                status = p.status()
+                if status == psutil.STATUS_ZOMBIE or p.environ().get("BASSI_RUN_ID") == run_id:
+                    left.append((run_id, pid, status))
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+    return left
+
+
+@pytest.mark.parametrize(
+    "runs", [pytest.param(5, id="fast"), pytest.param(50, id="soak", marks=pytest.mark.soak)]
+)
+def test_timed_out_hostile_trees_leave_no_survivor_and_no_zombie(
+    home: Home, write_task, daemon: Start, tmp_path: Path, runs: int
+) -> None:
+    scripts = tmp_path / "scripts"
+    write_scripts(scripts)
+    home.config_file.write_text(f"max_concurrent = {runs + 10}\n")
+    names = {}
+    for i in range(runs):
+        kind = KINDS[i % len(KINDS)]
+        name = f"tree{i:02d}-{kind}"
+        names[name] = kind
+        write_task(name, task_toml(kind, scripts))
+    d = daemon(fake_at="2026-11-01 05:29:56")
+    d.wait_ready()
+
+    def all_started() -> list[dict[str, object]]:
+        rows = db_rows(home, "SELECT * FROM runs WHERE run_dir IS NOT NULL")
+        return rows if len(rows) == runs else []
+
+    rows = wait_for(all_started, 30)
+    assert isinstance(rows, list)
+    dirs = {str(r["run_id"]): Path(str(r["run_dir"])) for r in rows}
+    kind_of = {str(r["run_id"]): names[str(r["task"])] for r in rows}
+
+    def all_recorded() -> bool:
+        return all(len(pids_of(dirs[rid])) == TREES[kind_of[rid]][1] for rid in dirs)
+
+    # Every process of every tree is up before the timeout, or the test proves nothing.
+    wait_for(all_recorded, 6)
+    recorded = {rid: pids_of(path) for rid, path in dirs.items()}
+    total = sum(TREES[names[n]][1] for n in names)
+    assert sum(map(len, recorded.values())) == total
+    assert len(survivors(recorded)) == total  # the survivor check does see live processes
+
+    def all_timed_out() -> bool:
+        statuses = [r["status"] for r in db_rows(home, "SELECT status FROM runs")]
+        return len(statuses) == runs and all(s == "timeout" for s in statuses)
+
+    wait_for(all_timed_out, 60, every=0.2)
+    final = db_rows(home, "SELECT task, trigger, status, exit_code, ended_at FROM runs")
+    assert sorted(r["task"] for r in final) == sorted(names)
+    assert {(r["trigger"], r["status"]) for r in final} == {("schedule", "timeout")}
+    assert all(r["ended_at"] is not None for r in final)
+
+    # A run is recorded `timeout` only once its whole tree is gone; allow the reaper a moment.
+    wait_for(lambda: not survivors(recorded), 5)
+    daemon_proc = psutil.Process(d.pid)
+    assert daemon_proc.children(recursive=True) == []
+    zombies = [
+        p.pid
+        for p in psutil.process_iter(["status", "ppid"])
+        if p.info["status"] == psutil.STATUS_ZOMBIE and p.info["ppid"] == d.pid
+    ]
+    assert zombies == []
+    assert d.stop() == 0
+    assert not survivors(recorded)

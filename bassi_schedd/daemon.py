@@ -30,7 +30,8 @@ from bassi_schedd.process import (
     is_alive,
     read_exit_code,
 )
-from bassi_schedd.scheduler import KILL_GRACE_S, Scheduler, wall_now
+from bassi_schedd.runwatch import KILL_GRACE_S, iso_utc, wall_now
+from bassi_schedd.scheduler import Scheduler
 from bassi_schedd.state import StateDB
 
 log = structlog.get_logger()
@@ -164,7 +165,7 @@ class Daemon:
                     task=row.task,
                     run_id=row.run_id,
                     pid=pid,
-                    scheduled_for=_iso(row.scheduled_for),
+                    scheduled_for=iso_utc(row.scheduled_for),
                     trigger=row.trigger,
                 )
                 continue
@@ -322,10 +323,6 @@ class Daemon:
 
 def _next_boundary(wall: float) -> float:
     return math.floor(wall / 60.0) * 60.0 + 60.0 + TICK_OFFSET_S
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return None if dt is None else dt.astimezone(UTC).isoformat()
 
 
 def _signame(sig: int | None) -> str | None:

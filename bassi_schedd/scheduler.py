@@ -6,41 +6,34 @@ Wall-clock readings here only timestamp records (started_at, ended_at).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 
 import structlog
 
 from bassi_schedd import policy
 from bassi_schedd.notify import Notifier
 from bassi_schedd.paths import Home
-from bassi_schedd.process import Active, reap_strays, run_processes, spawn
+from bassi_schedd.process import Active, create_time, spawn
 from bassi_schedd.rundir import child_argv, child_env, new_run_id, prepare_run_dir
+from bassi_schedd.runwatch import KILL_GRACE_S, RunWatcher, iso_utc, wall_now
 from bassi_schedd.schedule import next_times, scheduled_times
 from bassi_schedd.spec import DaemonConfig, TaskSpec
 from bassi_schedd.state import NewRun, RunRow, StateDB
 
 log = structlog.get_logger()
 
-KILL_GRACE_S = 10.0
 MAX_TIMES_PER_TICK = 1000
 # A window with more due times than we record one by one (a very long outage of a frequent
 # task) is narrowed to the most recent of these horizons; older times are counted in one log line.
 _HORIZONS = (timedelta(days=1), timedelta(hours=1), timedelta(minutes=10))
 
 
-def wall_now() -> datetime:
-    """Current UTC time, for timestamps on records (decisions use the tick's ``now``)."""
-    return datetime.now(UTC)
-
-
 @dataclass
-class Scheduler:
+class Scheduler(RunWatcher):
     """The daemon's scheduling state: loaded tasks, watched runs, and the state DB."""
 
     home: Home
@@ -132,7 +125,7 @@ class Scheduler:
                     "run.missed",
                     task=r.task,
                     run_id=r.run_id,
-                    scheduled_for=_iso(r.scheduled_for),
+                    scheduled_for=iso_utc(r.scheduled_for),
                     trigger=r.trigger,
                     status=r.status,
                     reason=r.detail,
@@ -199,10 +192,8 @@ class Scheduler:
 
     # -- starting runs ------------------------------------------------------------------------
 
-    def dispatch(self, now: datetime, *, stopping: bool = False) -> None:
+    def dispatch(self, now: datetime) -> None:
         """Start queued runs in FIFO order, applying overlap and max_concurrent."""
-        if stopping:
-            return
         waiting: set[str] = set()
         for row in self.db.runs_with_status("queued"):
             if row.not_before is not None and row.not_before > now:
@@ -231,10 +222,6 @@ class Scheduler:
                 break
             self.start(row, spec, now)
 
-    def running_count(self) -> int:
-        # A run being stopped no longer holds a slot: `replace` must not wait for it.
-        return sum(1 for a in self.active if a.stop_reason is None)
-
     def _set_status(self, row: RunRow, status: str, reason: str) -> None:
         with self.db.tx() as c:
             self.db.set_status(c, row.run_id, status, reason)
@@ -242,7 +229,7 @@ class Scheduler:
             "run.skipped" if status == "skipped_overlap" else "run.missed",
             task=row.task,
             run_id=row.run_id,
-            scheduled_for=_iso(row.scheduled_for),
+            scheduled_for=iso_utc(row.scheduled_for),
             trigger=row.trigger,
             status=status,
             reason=reason,
@@ -251,7 +238,7 @@ class Scheduler:
     def start(self, row: RunRow, spec: TaskSpec, now: datetime) -> None:
         """Prepare the run folder, mark the row running (before spawning: at most once), spawn."""
         scheduled = row.scheduled_for or now
-        fields = {"task": row.task, "run_id": row.run_id, "scheduled_for": _iso(scheduled)}
+        fields = {"task": row.task, "run_id": row.run_id, "scheduled_for": iso_utc(scheduled)}
         fields["trigger"] = row.trigger
         started = wall_now()
         try:
@@ -272,8 +259,6 @@ class Scheduler:
         except OSError as e:
             self.fail_to_start(row, started, run_dir, f"cannot start {argv[0]}: {e.strerror or e}")
             return
-        from bassi_schedd.process import create_time
-
         created = create_time(popen.pid)
         with self.db.tx() as c:
             c.execute(
@@ -296,168 +281,3 @@ class Scheduler:
         log.info("run.start", **fields, pid=popen.pid, attempt=row.attempt, latency_s=latency_s)
         if self.notifier is not None:
             self.notifier.run_started(spec, row)
-
-    def fail_to_start(self, row: RunRow, started: datetime, run_dir: Path, reason: str) -> None:
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            with (run_dir / "output.log").open("a", encoding="utf-8") as f:
-                f.write(f"bassi-schedd: {reason}\n")
-        except OSError:
-            pass
-        with self.db.tx() as c:
-            self.db.mark_started(c, row.run_id, started, str(run_dir), None, None)
-        self.finish_run(row.run_id, "failed", None, reason=reason)
-
-    # -- watching runs ------------------------------------------------------------------------
-
-    def service(self, now: datetime) -> None:
-        """Reap ended runs, enforce timeouts and kill deadlines, start what became startable."""
-        mono = time.monotonic()
-        for a in list(self.active):
-            ended, rc = a.poll()
-            if ended:
-                self.active.remove(a)
-                self._on_end(a, rc)
-                continue
-            if a.stop_reason is None and mono >= a.deadline_mono:
-                log.warning("run.timeout", task=a.task, run_id=a.run_id, pid=a.pid)
-                a.terminate("timeout", mono, KILL_GRACE_S)
-            a.kill_if_due(mono)
-        self._sweep(mono)
-        reap_strays({a.pid for a in self.active if a.popen is not None})
-        # Also when nothing ended: a retry's or a jittered run's not-before time may have come.
-        self.dispatch(now)
-
-    def _on_end(self, a: Active, rc: int | None) -> None:
-        if a.stop_reason is not None:
-            status = a.stop_reason
-        elif rc == 0:
-            status = "success"
-        else:
-            status = "failed"
-        leftovers = [p.pid for p in run_processes(a.pid, a.run_id)]
-        if leftovers:
-            # Like systemd's control-group kill: nothing of a finished run keeps running.
-            self.sweeps.append((a.pid, a.run_id, time.monotonic() + KILL_GRACE_S, False))
-        self.finish_run(a.run_id, status, rc)
-
-    def _sweep(self, mono: float) -> None:
-        import signal as _signal
-
-        from bassi_schedd.process import signal_run
-
-        keep = []
-        for pid, run_id, kill_at, termed in self.sweeps:
-            if not termed:
-                signal_run(pid, run_id, _signal.SIGTERM)
-                termed = True
-            if mono >= kill_at:
-                if signal_run(pid, run_id, _signal.SIGKILL) == 0:
-                    continue
-                kill_at = mono + 1.0
-            keep.append((pid, run_id, kill_at, termed))
-        self.sweeps = keep
-
-    def finish_run(
-        self, run_id: str, status: str, rc: int | None, reason: str | None = None
-    ) -> None:
-        """Record a run's end (and its retry, if the policy gives one) and log run.end."""
-        run = self.db.get_run(run_id)
-        if run is None:
-            return
-        ended = wall_now()
-        result = _read_result(Path(run.run_dir)) if run.run_dir else {}
-        spec = self.tasks.get(run.task)
-        retry_at = None
-        if spec is not None and status in ("failed", "timeout"):
-            retry_at = policy.next_retry(spec, status, rc, run.attempt, ended)
-        previous_ok = self.db.last_ok(run.task) if self.notifier else None
-        with self.db.tx() as c:
-            self.db.finish(
-                c,
-                run,
-                status,
-                rc,
-                ended,
-                cost_usd=_num(result.get("total_cost_usd")),
-                input_tokens=_int(_usage(result, "input_tokens")),
-                output_tokens=_int(_usage(result, "output_tokens")),
-            )
-            if reason:
-                self.db.set_status(c, run_id, status, reason)
-            if retry_at is not None:
-                retry = NewRun(
-                    run_id=new_run_id(retry_at),
-                    task=run.task,
-                    trigger="retry",
-                    scheduled_for=run.scheduled_for,
-                    status="queued",
-                    attempt=run.attempt + 1,
-                    not_before=retry_at,
-                )
-                self.db.insert_runs(c, [retry], ended)
-        duration_s = round((ended - run.started_at).total_seconds(), 3) if run.started_at else None
-        level = log.info if status in ("success", "replaced") else log.warning
-        level(
-            "run.end",
-            task=run.task,
-            run_id=run_id,
-            scheduled_for=_iso(run.scheduled_for),
-            trigger=run.trigger,
-            status=status,
-            exit_code=rc,
-            duration_s=duration_s,
-            cost_usd=_num(result.get("total_cost_usd")),
-            error=reason or result.get("error"),
-        )
-        ended_row = self.db.get_run(run_id) if self.notifier and spec else None
-        if self.notifier is not None and spec is not None and ended_row is not None:
-            self.notifier.run_ended(spec, ended_row, previous_ok)
-        if retry_at is not None:
-            log.info(
-                "run.retry",
-                task=run.task,
-                run_id=run_id,
-                scheduled_for=_iso(run.scheduled_for),
-                trigger="retry",
-                attempt=run.attempt + 1,
-                retry_at=retry_at.isoformat(),
-            )
-
-    def next_wakeup_mono(self, now: datetime) -> float | None:
-        """The soonest monotonic instant something needs attention (timeouts, kills, queue)."""
-        mono = time.monotonic()
-        cands = [a.deadline_mono for a in self.active if a.stop_reason is None]
-        cands += [a.kill_at_mono for a in self.active if a.kill_at_mono is not None]
-        cands += [s[2] for s in self.sweeps]
-        for row in self.db.runs_with_status("queued"):
-            if row.not_before is not None and row.not_before > now:
-                cands.append(mono + (row.not_before - now).total_seconds())
-        if any(a.popen is None for a in self.active):
-            cands.append(mono + 1.0)  # adopted runs are polled: no SIGCHLD tells us they ended
-        return min(cands) if cands else None
-
-
-def _read_result(run_dir: Path) -> dict[str, object]:
-    try:
-        data = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _usage(result: dict[str, object], key: str) -> object:
-    usage = result.get("usage")
-    return usage.get(key) if isinstance(usage, dict) else None
-
-
-def _num(v: object) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-
-
-def _int(v: object) -> int | None:
-    return int(v) if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return None if dt is None else dt.astimezone(UTC).isoformat()

@@ -12,12 +12,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from bassi_schedd.paths import FILE_MODE, make_private_dir
+from bassi_schedd.records import NewRun, RunRow, TaskSummary, from_db, row_to_run, to_db
+
+__all__ = ["NewRun", "RunRow", "StateDB", "TaskSummary", "from_db", "to_db"]
 
 SCHEMA_VERSION = 1
 
@@ -69,99 +70,7 @@ CREATE TABLE requests (
 
 MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
 
-ACTIVE = ("running", "queued")
 FINISHED = ("success", "failed", "timeout", "replaced", "interrupted", "lost")
-
-
-def to_db(dt: datetime | None) -> str | None:
-    """Canonical UTC text for a datetime (whole seconds keep the unique index exact)."""
-    if dt is None:
-        return None
-    if dt.tzinfo is None:
-        raise ValueError("naive datetime given to the state store")
-    timespec = "seconds" if dt.microsecond == 0 else "milliseconds"
-    return dt.astimezone(UTC).isoformat(timespec=timespec)
-
-
-def from_db(text: str | None) -> datetime | None:
-    """Parse what ``to_db`` wrote."""
-    return None if text is None else datetime.fromisoformat(text)
-
-
-@dataclass(frozen=True)
-class RunRow:
-    """One history row (SPEC 5 fields plus the daemon's bookkeeping)."""
-
-    run_id: str
-    task: str
-    trigger: str
-    scheduled_for: datetime | None
-    started_at: datetime | None
-    ended_at: datetime | None
-    duration_s: float | None
-    status: str
-    exit_code: int | None
-    attempt: int
-    cost_usd: float | None
-    input_tokens: int | None
-    output_tokens: int | None
-    run_dir: str | None
-    pid: int | None = None
-    pid_create_time: float | None = None
-    not_before: datetime | None = None
-    sequential: bool = False
-    seq: int = 0
-    detail: str | None = None
-
-    def public(self) -> dict[str, Any]:
-        """The documented history fields, JSON-ready."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            if f.name in ("pid", "pid_create_time", "not_before", "sequential", "seq"):
-                continue
-            v = getattr(self, f.name)
-            out[f.name] = to_db(v) if isinstance(v, datetime) else v
-        return out
-
-
-_DATE_COLS = ("scheduled_for", "started_at", "ended_at", "not_before")
-_RUN_COLS = [f.name for f in fields(RunRow)]
-
-
-def _row_to_run(row: sqlite3.Row) -> RunRow:
-    data = {k: row[k] for k in _RUN_COLS}
-    for k in _DATE_COLS:
-        data[k] = from_db(data[k])
-    data["sequential"] = bool(data["sequential"])
-    return RunRow(**data)
-
-
-@dataclass(frozen=True)
-class TaskSummary:
-    """Per-task state for ``list`` and ``status``."""
-
-    task: str
-    last_status: str | None
-    last_run_at: datetime | None
-    last_checked: datetime | None
-    done: bool
-    last_ok: bool | None
-    paused: bool = False
-
-
-@dataclass(frozen=True)
-class NewRun:
-    """A disposition row to insert: a queued run or a recorded non-run (missed, coalesced...)."""
-
-    run_id: str
-    task: str
-    trigger: str
-    scheduled_for: datetime | None
-    status: str
-    attempt: int = 1
-    not_before: datetime | None = None
-    sequential: bool = False
-    detail: str | None = None
 
 
 class StateDB:
@@ -364,13 +273,13 @@ class StateDB:
 
     def get_run(self, run_id: str) -> RunRow | None:
         row = self.conn.execute("SELECT * FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return None if row is None else _row_to_run(row)
+        return None if row is None else row_to_run(row)
 
     def runs_with_status(self, *statuses: str) -> list[RunRow]:
         """Rows in the given statuses, oldest first (FIFO order for ``queued``)."""
         marks = ",".join("?" * len(statuses))
         q = f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY seq"  # noqa: S608
-        return [_row_to_run(r) for r in self.conn.execute(q, statuses)]
+        return [row_to_run(r) for r in self.conn.execute(q, statuses)]
 
     def recent_runs(self, task: str | None = None, limit: int = 20) -> list[RunRow]:
         """History, newest first."""
@@ -380,7 +289,7 @@ class StateDB:
             rows = self.conn.execute(
                 "SELECT * FROM runs WHERE task = ? ORDER BY seq DESC LIMIT ?", (task, limit)
             )
-        return [_row_to_run(r) for r in rows]
+        return [row_to_run(r) for r in rows]
 
     def last_finished_run(self, task: str) -> RunRow | None:
         """The newest run of ``task`` that started and ended (for {last_run_*} variables)."""
@@ -390,7 +299,7 @@ class StateDB:
             "AND started_at IS NOT NULL ORDER BY seq DESC LIMIT 1",
             (task, *FINISHED),
         ).fetchone()
-        return None if row is None else _row_to_run(row)
+        return None if row is None else row_to_run(row)
 
     def orphaned_times(self) -> list[tuple[str, datetime]]:
         """Scheduled times whose run ended interrupted/lost and that have no catch-up yet."""

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-import bassi_schedd.logs as logs_mod
+import bassi_schedd.logfile as logs_mod
 from bassi_schedd.logs import (
     EVENTS,
     LogFile,

@@ -9,6 +9,7 @@ once, not once per run.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -139,3 +140,40 @@ def test_timed_out_hostile_trees_leave_no_survivor_and_no_zombie(
     assert zombies == []
     assert d.stop() == 0
     assert not survivors(recorded)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="process.run_processes finds a run's processes by tree, process group and "
+    "BASSI_RUN_ID; a grandchild that double-forks, calls setsid and clears its environment "
+    "(env -i) has none of them: it is re-parented to the daemon (the subreaper) and survives the "
+    "run's timeout and the daemon's own stop",
+)
+def test_a_grandchild_that_clears_its_environment_does_not_escape(
+    home: Home, write_task, daemon: Start, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "escaped.pid"
+    (tmp_path / "escaped.sh").write_text(f"trap '' TERM; echo $$ > {pid_file}; exec sleep 300\n")
+    escape = f"( setsid env -i /bin/sh {tmp_path / 'escaped.sh'} & ); sleep 300\n"
+    (tmp_path / "escape.sh").write_text(escape)
+    write_task(
+        "escape",
+        f'at = "{FIRE_AT}"\ntimezone = "UTC"\ntimeout = "1s"\ncwd = "{tmp_path}"\n'
+        'command = ["/bin/sh", "escape.sh"]\n',
+    )
+    d = daemon(fake_at="2026-11-01 05:29:58")
+    d.wait_ready()
+    wait_for(pid_file.exists, 10)
+    pid = int(pid_file.read_text())
+    try:
+        wait_for(
+            lambda: (
+                [r for r in db_rows(home, "SELECT status FROM runs")] == [{"status": "timeout"}]
+            ),
+            30,
+        )
+        wait_for(lambda: not psutil.pid_exists(pid), 5)
+    finally:
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(pid).kill()
+        d.stop()

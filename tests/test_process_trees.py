@@ -10,7 +10,7 @@ once, not once per run.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -81,11 +81,21 @@ def survivors(recorded: dict[str, list[int]]) -> list[tuple[str, int, str]]:
     return left
 
 
+@pytest.fixture
+def reap_runs(home: Home) -> Iterator[None]:
+    """If the daemon fails, its survivors must not outlive the test (they sleep 300 s)."""
+    yield
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error, OSError):
+            if p.environ().get("BASSI_HOME") == str(home.root):
+                p.kill()
+
+
 @pytest.mark.parametrize(
     "runs", [pytest.param(5, id="fast"), pytest.param(50, id="soak", marks=pytest.mark.soak)]
 )
 def test_timed_out_hostile_trees_leave_no_survivor_and_no_zombie(
-    home: Home, write_task, daemon: Start, tmp_path: Path, runs: int
+    home: Home, write_task, daemon: Start, tmp_path: Path, reap_runs: None, runs: int
 ) -> None:
     scripts = tmp_path / "scripts"
     write_scripts(scripts)

@@ -100,22 +100,23 @@ def reap_runs(home: Home) -> Iterator[None]:
             pass
 
 
-def kill_a_run(home: Home, rng: random.Random) -> int:
-    """SIGKILL the process group of one running run (the wrapper leads its group)."""
-    leaders = []
+def kill_a_run(home: Home, rng: random.Random) -> str | None:
+    """SIGKILL the process group of one running run (its wrapper leads it); its run id."""
+    leaders = {}
     for p in run_processes_of(home):
         try:
             if os.getpgid(p.pid) == p.pid:
-                leaders.append(p.pid)
-        except OSError:
+                leaders[p.pid] = p.environ()["BASSI_RUN_ID"]
+        except (psutil.Error, OSError, KeyError):
             continue
     if not leaders:
-        return 0
+        return None
+    pid = rng.choice(sorted(leaders))
     try:
-        os.killpg(rng.choice(sorted(leaders)), signal.SIGKILL)
+        os.killpg(pid, signal.SIGKILL)
     except OSError:
-        return 0
-    return 1
+        return None
+    return leaders[pid]
 
 
 def minute_marks(after: datetime, until: datetime) -> list[datetime]:
@@ -199,11 +200,11 @@ def audit(
         if len(ran) > 1:
             problems.append(f"{key}: ran {len(ran)} times")
 
-    # Adopted runs were watched to their end, not given up as lost.
+    # Adopted runs were watched to their end (or lost when a crash took them: see the caller).
     events = [json.loads(x) for x in home.log_file.read_text().splitlines() if x.startswith("{")]
     adopted = {e["run_id"] for e in events if e.get("event") == "run.adopted"}
     for run_id in adopted:
-        if rows_by_id[run_id]["status"] not in RAN | {"replaced"}:
+        if rows_by_id[run_id]["status"] not in RAN | {"replaced", "lost"}:
             problems.append(f"adopted {run_id} ended {rows_by_id[run_id]['status']}")
 
     # Late times (trigger catchup) follow the task's on_missed, tick by tick.
@@ -238,12 +239,13 @@ def test_sigkill_around_every_tick_keeps_the_books(
     home: Home, write_task, daemon: Start, reap_runs: None, rounds: int
 ) -> None:
     rng = random.Random(20261101 + rounds)
-    home.config_file.write_text("max_concurrent = 12\n")
+    # Keep every run folder: the audit compares them with the rows.
+    home.config_file.write_text("max_concurrent = 12\nkeep_runs = 100000\n")
     names = [f"chaos{i:02d}" for i in range(20)]
     for i, name in enumerate(names):
         write_task(name, task_body(i))
     kills: list[float] = []
-    crashed_runs = 0
+    crashed: set[str] = set()
     minute = 0
     for k in range(rounds):
         boundary = BASE + timedelta(minutes=minute)
@@ -259,7 +261,9 @@ def test_sigkill_around_every_tick_keeps_the_books(
         kills.append(round(kill_after_s, 2))
         if rng.random() < 0.3:
             # Sometimes the crash takes a run with it (OOM killer, logout): it must become lost.
-            crashed_runs += kill_a_run(home, rng)
+            victim = kill_a_run(home, rng)
+            if victim:
+                crashed.add(victim)
         # Sometimes the machine stays down a minute or two: those times are missed.
         minute += 1 + (rng.choice((1, 2)) if rng.random() < 0.25 else 0)
 
@@ -277,10 +281,13 @@ def test_sigkill_around_every_tick_keeps_the_books(
         check.close()
 
     problems, rows, adopted = audit(home, names, final_at)
+    # Only runs we killed may be lost: a live run is adopted, a finished one keeps its exit code.
+    lost = {str(r["run_id"]) for r in rows if r["status"] == "lost"}
+    problems += [f"{run_id} recorded lost, but it was not killed" for run_id in lost - crashed]
     summary = Counter(str(r["status"]) for r in rows)
     triggers = Counter(str(r["trigger"]) for r in rows)
     print(
-        f"chaos {rounds} rounds to minute {minute}, kills at {kills}, {crashed_runs} runs "
+        f"chaos {rounds} rounds to minute {minute}, kills at {kills}, {len(crashed)} runs "
         f"killed: {dict(summary)} {dict(triggers)}, adopted {len(adopted)}"
     )
     assert problems == [], "\n".join(problems[:40])

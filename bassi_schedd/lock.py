@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 
 from bassi_schedd.paths import FILE_MODE, Home, make_private_dir
 
@@ -37,6 +38,13 @@ class PidLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = _read_pid(fd)
+            # The winner of a start race writes its PID just after taking the lock, over the
+            # PID of a dead predecessor: give it a moment so the message names the live holder.
+            for _ in range(50):
+                if holder is not None and _alive(holder):
+                    break
+                time.sleep(0.01)
+                holder = _read_pid(fd)
             os.close(fd)
             raise LockBusyError(holder) from None
         os.ftruncate(fd, 0)
@@ -47,6 +55,16 @@ class PidLock:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _read_pid(fd: int) -> int | None:

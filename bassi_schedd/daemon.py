@@ -32,7 +32,7 @@ from bassi_schedd.process import (
 )
 from bassi_schedd.runwatch import KILL_GRACE_S, iso_utc, wall_now
 from bassi_schedd.scheduler import Scheduler
-from bassi_schedd.state import StateDB
+from bassi_schedd.state import STOPPING, StateDB
 
 log = structlog.get_logger()
 
@@ -146,6 +146,7 @@ class Daemon:
                             "UPDATE runs SET pid = ?, pid_create_time = ? WHERE run_id = ?",
                             (pid, created, row.run_id),
                         )
+            stopping = (row.detail or "").removeprefix(STOPPING) if _stopping(row.detail) else None
             if pid is not None and is_alive(pid, created):
                 spec_timeout_s = self._timeout_for(row.task)
                 started = row.started_at or now
@@ -160,6 +161,8 @@ class Daemon:
                         deadline_mono=time.monotonic() + max(left_s, 0.0),
                     )
                 )
+                if stopping is not None:  # finish the stop the dead daemon had begun
+                    self.sched.active[-1].terminate(stopping, time.monotonic(), KILL_GRACE_S)
                 log.info(
                     "run.adopted",
                     task=row.task,
@@ -170,7 +173,9 @@ class Daemon:
                 )
                 continue
             rc = read_exit_code(run_dir)
-            if rc is not None:
+            if stopping is not None:
+                self.sched.finish_run(row.run_id, stopping, rc)
+            elif rc is not None:
                 # It finished while no daemon watched; the wrapper kept its exit code.
                 self.sched.finish_run(row.run_id, "success" if rc == 0 else "failed", rc)
             else:
@@ -319,6 +324,10 @@ class Daemon:
         except ImportError:
             return
         notify(message)
+
+
+def _stopping(detail: str | None) -> bool:
+    return detail is not None and detail.startswith(STOPPING)
 
 
 def _next_boundary(wall: float) -> float:

@@ -45,6 +45,14 @@ class RunWatcher:
         """Start what can start (the scheduler's job)."""
         raise NotImplementedError
 
+    def stop_run(self, a: Active, reason: str, mono: float) -> None:
+        """SIGTERM a run's tree, remembering why in the DB: a daemon that dies before the run
+        is gone must not let the next one record it `lost` and run its time again."""
+        if a.stop_reason is None:
+            with self.db.tx() as c:
+                self.db.set_stopping(c, a.run_id, reason)
+        a.terminate(reason, mono, KILL_GRACE_S)
+
     def running_count(self) -> int:
         """Runs holding a slot: one being stopped does not, so `replace` never waits for it."""
         return sum(1 for a in self.active if a.stop_reason is None)
@@ -71,7 +79,7 @@ class RunWatcher:
                 continue
             if a.stop_reason is None and mono >= a.deadline_mono:
                 log.warning("run.timeout", task=a.task, run_id=a.run_id, pid=a.pid)
-                a.terminate("timeout", mono, KILL_GRACE_S)
+                self.stop_run(a, "timeout", mono)
             a.kill_if_due(mono)
         self._sweep(mono)
         reap_strays({a.pid for a in self.active if a.popen is not None})

@@ -19,7 +19,7 @@ from bassi_schedd.notify import Notifier
 from bassi_schedd.paths import Home
 from bassi_schedd.process import Active, create_time, spawn
 from bassi_schedd.rundir import child_argv, child_env, new_run_id, prepare_run_dir
-from bassi_schedd.runwatch import KILL_GRACE_S, RunWatcher, iso_utc, wall_now
+from bassi_schedd.runwatch import RunWatcher, iso_utc, wall_now
 from bassi_schedd.schedule import next_times, scheduled_times
 from bassi_schedd.spec import DaemonConfig, TaskSpec
 from bassi_schedd.state import NewRun, RunRow, StateDB
@@ -217,7 +217,7 @@ class Scheduler(RunWatcher):
                     self._set_status(row, "skipped_overlap", "previous run still going")
                     continue
                 for a in busy:  # replace
-                    a.terminate("replaced", time.monotonic(), KILL_GRACE_S)
+                    self.stop_run(a, "replaced", time.monotonic())
             if self.running_count() >= self.config.max_concurrent:
                 break
             self.start(row, spec, now)

@@ -70,6 +70,7 @@ CREATE TABLE requests (
 
 MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
 
+STOPPING = "stopping: "  # detail prefix of a run the daemon was stopping (timeout, replaced)
 FINISHED = ("success", "failed", "timeout", "replaced", "interrupted", "lost")
 
 
@@ -234,6 +235,10 @@ class StateDB:
             "UPDATE runs SET status = ?, detail = COALESCE(?, detail) WHERE run_id = ?",
             (status, detail, run_id),
         )
+
+    def set_stopping(self, c: sqlite3.Connection, run_id: str, reason: str) -> None:
+        """Note that the daemon is stopping a run and why (``STOPPING`` + reason)."""
+        c.execute("UPDATE runs SET detail = ? WHERE run_id = ?", (f"{STOPPING}{reason}", run_id))
 
     def finish(
         self,

@@ -325,13 +325,6 @@ def test_the_audit_catches_broken_books(home: Home, write_task, daemon: Start) -
 REPLACED_RUN = "trap 'sleep 2; exit 143' TERM; sleep 30 & wait"  # takes 2 s to stop
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the reason a run is being stopped (replaced, timeout) lives only in the daemon's "
-    "memory (Active.stop_reason): killed during the stop, the next daemon's _recover records the "
-    "run `lost` ('daemon died while it ran') and catches its scheduled time up again "
-    "(found by the chaos soak: chaos14 06:33 schedule lost, then 06:33 catchup)",
-)
 def test_a_run_being_replaced_when_the_daemon_dies_is_not_lost(
     home: Home, write_task, daemon: Start, cli, reap_runs: None
 ) -> None:

@@ -29,6 +29,8 @@ from bassi_schedd.process import (
     find_run_root,
     is_alive,
     read_exit_code,
+    signal_run,
+    untracked_children,
 )
 from bassi_schedd.runwatch import KILL_GRACE_S, iso_utc, wall_now
 from bassi_schedd.scheduler import Scheduler
@@ -294,6 +296,8 @@ class Daemon:
         """SIGTERM every run, wait up to the grace, SIGKILL, record ``interrupted``, exit 0."""
         sched = self.sched
         mono = time.monotonic()
+        if sched.active:  # orphans that hid their run's identity go down with the runs
+            sched.active[0].orphans |= untracked_children(sched.tracked_pids())
         for a in sched.active:
             a.terminate("interrupted", mono, KILL_GRACE_S)
         deadline = mono + KILL_GRACE_S + 2.0
@@ -310,6 +314,11 @@ class Daemon:
         for a in sched.active:  # unkillable (D state): record it anyway
             sched.finish_run(a.run_id, "interrupted", None, reason="did not exit after SIGKILL")
         sched.active.clear()
+        # Leftovers of finished runs still in their grace period: none outlives the daemon.
+        for pid, run_id, _, _ in sched.sweeps:
+            signal_run(pid, run_id, signal.SIGKILL)
+        for pid in untracked_children(sched.tracked_pids()):
+            signal_run(pid, "", signal.SIGKILL)
         if sched.notifier is not None:
             # `run --once` waits for its notifications (a notify program may take up to 30 s).
             sched.notifier.close(35.0 if self.once else 5.0)

@@ -58,6 +58,11 @@ class Children:
         with self._lock:
             self._pids.discard(pid)
 
+    def pids(self) -> set[int]:
+        """The notify programs running now."""
+        with self._lock:
+            return set(self._pids)
+
     def kill_all(self) -> int:
         """SIGKILL every running notify program's whole tree; returns how many there were."""
         with self._lock:

@@ -166,6 +166,24 @@ def _any_alive(procs: list[psutil.Process]) -> bool:
     return False
 
 
+def untracked_children(tracked: set[int]) -> set[int]:
+    """Live children of the daemon it did not start itself: orphans re-parented to it.
+
+    Notify programs (``BASSI_EVENT`` in their environment) are the daemon's own too.
+    """
+    found = set()
+    for c in psutil.Process().children():
+        if c.pid in tracked:
+            continue
+        try:
+            if c.status() == psutil.STATUS_ZOMBIE or "BASSI_EVENT" in c.environ():
+                continue
+        except psutil.Error:
+            continue
+        found.add(c.pid)
+    return found
+
+
 def reap_strays(tracked: set[int]) -> list[int]:
     """Reap zombie children we do not track (orphans re-parented to us as subreaper)."""
     reaped = []
@@ -197,6 +215,9 @@ class Active:
     extra: dict[str, object] = field(default_factory=dict)
     root_rc: int | None = None
     root_done: bool = False
+    # Orphans re-parented to the daemon that carry no trace of their run (double fork, setsid,
+    # cleared environment): attributed to this run when it was the only one running.
+    orphans: set[int] = field(default_factory=set)
 
     def poll(self) -> tuple[bool, int | None]:
         """(ended, exit code) without blocking.
@@ -215,9 +236,23 @@ class Active:
             else:
                 self.root_rc = read_exit_code(self.run_dir)
             self.root_done = True
-        if self.stop_reason is not None and _any_alive(run_processes(self.pid, self.run_id)):
+        if self.stop_reason is not None and (
+            _any_alive(run_processes(self.pid, self.run_id)) or _any_alive(self._orphans())
+        ):
             return False, None
         return True, self.root_rc
+
+    def _orphans(self) -> list[psutil.Process]:
+        procs = []
+        for pid in self.orphans:
+            with contextlib.suppress(psutil.Error):
+                procs.append(psutil.Process(pid))
+        return procs
+
+    def _signal_orphans(self, sig: int) -> None:
+        for p in self._orphans():
+            with contextlib.suppress(psutil.Error):
+                p.send_signal(sig)
 
     def terminate(self, reason: str, now_mono: float, grace_s: float) -> None:
         """SIGTERM the whole run now; SIGKILL survivors after ``grace_s``."""
@@ -225,9 +260,11 @@ class Active:
             self.stop_reason = reason
         if self.kill_at_mono is None:
             signal_run(self.pid, self.run_id, signal.SIGTERM)
+            self._signal_orphans(signal.SIGTERM)
             self.kill_at_mono = now_mono + grace_s
 
     def kill_if_due(self, now_mono: float) -> None:
         if self.kill_at_mono is not None and now_mono >= self.kill_at_mono:
             signal_run(self.pid, self.run_id, signal.SIGKILL)
+            self._signal_orphans(signal.SIGKILL)
             self.kill_at_mono = now_mono + 1.0  # keep sweeping until every survivor is gone

@@ -16,7 +16,13 @@ import structlog
 
 from bassi_schedd import policy
 from bassi_schedd.notify import Notifier
-from bassi_schedd.process import Active, reap_strays, run_processes, signal_run
+from bassi_schedd.process import (
+    Active,
+    reap_strays,
+    run_processes,
+    signal_run,
+    untracked_children,
+)
 from bassi_schedd.rundir import new_run_id
 from bassi_schedd.spec import TaskSpec
 from bassi_schedd.state import NewRun, RunRow, StateDB
@@ -51,7 +57,16 @@ class RunWatcher:
         if a.stop_reason is None:
             with self.db.tx() as c:
                 self.db.set_stopping(c, a.run_id, reason)
+        if len(self.active) == 1:
+            a.orphans |= untracked_children(self.tracked_pids())
         a.terminate(reason, mono, KILL_GRACE_S)
+
+    def tracked_pids(self) -> set[int]:
+        """Children the daemon started: run roots and notify programs."""
+        pids = {a.pid for a in self.active if a.popen is not None}
+        if self.notifier is not None:
+            pids |= self.notifier.children.pids()
+        return pids
 
     def running_count(self) -> int:
         """Runs holding a slot: one being stopped does not, so `replace` never waits for it."""
@@ -82,7 +97,12 @@ class RunWatcher:
                 self.stop_run(a, "timeout", mono)
             a.kill_if_due(mono)
         self._sweep(mono)
-        reap_strays({a.pid for a in self.active if a.popen is not None})
+        reap_strays(self.tracked_pids())
+        if not self.active:
+            # Nothing runs, so any orphan re-parented to us is a leftover of a finished run.
+            swept = {pid for pid, *_ in self.sweeps}
+            for pid in untracked_children(self.tracked_pids()) - swept:
+                self.sweeps.append((pid, "", mono + KILL_GRACE_S, False))
         # Also when nothing ended: a retry's or a jittered run's not-before time may have come.
         self.dispatch(now)
 

@@ -152,13 +152,6 @@ def test_timed_out_hostile_trees_leave_no_survivor_and_no_zombie(
     assert not survivors(recorded)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="process.run_processes finds a run's processes by tree, process group and "
-    "BASSI_RUN_ID; a grandchild that double-forks, calls setsid and clears its environment "
-    "(env -i) has none of them: it is re-parented to the daemon (the subreaper) and survives the "
-    "run's timeout and the daemon's own stop",
-)
 def test_a_grandchild_that_clears_its_environment_does_not_escape(
     home: Home, write_task, daemon: Start, tmp_path: Path
 ) -> None:

@@ -1,0 +1,32 @@
+"""The README stays true: its annotated task file loads, its command table matches the CLI."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bassi_schedd.cli import COMMANDS
+from bassi_schedd.config import load_config
+from bassi_schedd.loader import load_task_file
+from bassi_schedd.paths import Home
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+def test_the_annotated_task_file_loads(home: Home, tmp_path: Path) -> None:
+    block = re.search(r"```toml\n(.*?)```", README, re.S)
+    assert block is not None
+    text = block.group(1).replace('cwd = "~/work"', f'cwd = "{tmp_path}"')
+    path = home.tasks_dir / "weekly.toml"
+    path.write_text(text)
+    path.chmod(0o600)
+    spec = load_task_file(path, load_config(home))
+    assert spec.timezone == "Europe/Berlin" and spec.on_missed == "latest"
+    assert spec.agent.max_turns == 30 and spec.timeout_s == 1800
+
+
+def test_every_command_is_documented_and_exists() -> None:
+    section = README.split("## Commands", 1)[1].split("\n## ", 1)[0]
+    table = re.findall(r"^\| `([a-z]+)", section, re.M)
+    documented = set(table) | set(re.findall(r"^\| `[a-z]+[^|]*` / `([a-z]+)", section, re.M))
+    assert documented == set(COMMANDS)

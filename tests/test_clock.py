@@ -404,8 +404,12 @@ def test_forward_jump_of_a_running_daemon(
         assert 3 * 3600 - 35 < float(str(event["jump_s"])) < 3 * 3600 + 1, event
 
         def settled(n: datetime = now) -> bool:
+            # The jump's tick has committed (last_checked moved to it) and its runs are over.
+            checks = db_rows(home, "SELECT last_checked FROM task_state")
+            if any(datetime.fromisoformat(str(r["last_checked"])) < n for r in checks):
+                return False
             rows = db_rows(home, "SELECT status FROM runs WHERE scheduled_for <= ?", (iso(n),))
-            return bool(rows) and all(r["status"] not in ("queued", "running") for r in rows)
+            return all(r["status"] not in ("queued", "running") for r in rows)
 
         wait_for(settled, 90, every=0.25)
         got = rows_by_task(home)

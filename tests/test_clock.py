@@ -405,8 +405,10 @@ def test_forward_jump_of_a_running_daemon(
 
         def settled(n: datetime = now) -> bool:
             # The jump's tick has committed (last_checked moved to it) and its runs are over.
+            # (The state DB keeps milliseconds: allow for the truncation.)
             checks = db_rows(home, "SELECT last_checked FROM task_state")
-            if any(datetime.fromisoformat(str(r["last_checked"])) < n for r in checks):
+            tick = n - timedelta(milliseconds=1)
+            if any(datetime.fromisoformat(str(r["last_checked"])) < tick for r in checks):
                 return False
             rows = db_rows(home, "SELECT status FROM runs WHERE scheduled_for <= ?", (iso(n),))
             return all(r["status"] not in ("queued", "running") for r in rows)

@@ -134,8 +134,12 @@ def audit(
     """Everything wrong with the books after the final clean start: (problems, rows, adopted)."""
     rows = db_rows(home, "SELECT * FROM runs ORDER BY seq")
     state = {str(r["task"]): r for r in db_rows(home, "SELECT * FROM task_state")}
+    # A retry due after the final `run --once` stays queued for the next start, by design.
     problems: list[str] = [
-        f"{r['run_id']} still {r['status']}" for r in rows if r["status"] in ("queued", "running")
+        f"{r['run_id']} still {r['status']}"
+        for r in rows
+        if r["status"] in ("queued", "running")
+        and not (r["status"] == "queued" and r["trigger"] == "retry")
     ]
     by_time: dict[tuple[str, str], list[dict[str, object]]] = defaultdict(list)
     for r in rows:

@@ -32,7 +32,8 @@ from bassi_schedd.process import (
     signal_run,
     untracked_children,
 )
-from bassi_schedd.runwatch import KILL_GRACE_S, iso_utc, wall_now
+from bassi_schedd.records import iso_utc
+from bassi_schedd.runwatch import KILL_GRACE_S, wall_now
 from bassi_schedd.scheduler import Scheduler
 from bassi_schedd.state import STOPPING, StateDB
 

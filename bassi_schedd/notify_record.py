@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bassi_schedd.durations import format_duration_s
 from bassi_schedd.notify_delivery import desktop_argv, program_problem
+from bassi_schedd.records import iso_utc
 from bassi_schedd.spec import DaemonConfig, NotifySpec, TaskSpec
 from bassi_schedd.state import RunRow
 
@@ -78,9 +78,9 @@ def run_record(task: TaskSpec, run: RunRow, event: str, missed_count: int = 1) -
         "attempt": run.attempt,
         "status": run.status,
         "exit_code": run.exit_code,
-        "scheduled_for": _iso(run.scheduled_for),
-        "started_at": _iso(run.started_at),
-        "ended_at": _iso(run.ended_at),
+        "scheduled_for": iso_utc(run.scheduled_for),
+        "started_at": iso_utc(run.started_at),
+        "ended_at": iso_utc(run.ended_at),
         "duration_s": run.duration_s,
         "cost_usd": run.cost_usd,
         "run_dir": str(run_dir) if run_dir is not None else None,
@@ -145,7 +145,3 @@ def desktop_text(task: TaskSpec, run: RunRow, event: str, missed_count: int = 1)
         parts.append(f"{missed_count} times missed")
     body = ", ".join(parts)
     return title, f"{body}\n{task.description}" if task.description else body
-
-
-def _iso(dt: datetime | None) -> str | None:
-    return None if dt is None else dt.astimezone(UTC).isoformat()

@@ -5,10 +5,21 @@ Timestamps are stored as canonical UTC text (``to_db``), so equal instants compa
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
+
+
+def new_run_id(at: datetime) -> str:
+    """Sortable id: the UTC second plus 6 random hex digits (unique enforced by the state store)."""
+    return f"{at.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+
+
+def reroll_run_id(run_id: str) -> str:
+    """The same id with a fresh random part, for when the first one was already taken."""
+    return f"{run_id.rpartition('-')[0]}-{secrets.token_hex(3)}"
 
 
 def to_db(dt: datetime | None) -> str | None:
@@ -19,6 +30,11 @@ def to_db(dt: datetime | None) -> str | None:
         raise ValueError("naive datetime given to the state store")
     timespec = "seconds" if dt.microsecond == 0 else "milliseconds"
     return dt.astimezone(UTC).isoformat(timespec=timespec)
+
+
+def iso_utc(dt: datetime | None) -> str | None:
+    """UTC ISO 8601 text for log fields and notifications (None stays None)."""
+    return None if dt is None else dt.astimezone(UTC).isoformat()
 
 
 def from_db(text: str | None) -> datetime | None:

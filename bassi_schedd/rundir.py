@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import pwd
-import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,11 +24,6 @@ class LastRun(Protocol):
     def started_at(self) -> datetime | None: ...
     @property
     def status(self) -> str: ...
-
-
-def new_run_id(now: datetime) -> str:
-    """Sortable, unique: UTC start second plus 6 random hex digits."""
-    return f"{now.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def prepare_run_dir(

@@ -23,7 +23,7 @@ from bassi_schedd.process import (
     signal_run,
     untracked_children,
 )
-from bassi_schedd.rundir import new_run_id
+from bassi_schedd.records import iso_utc, new_run_id
 from bassi_schedd.spec import TaskSpec
 from bassi_schedd.state import NewRun, RunRow, StateDB
 
@@ -231,8 +231,3 @@ def _num(v: object) -> float | None:
 
 def _int(v: object) -> int | None:
     return int(v) if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-def iso_utc(dt: datetime | None) -> str | None:
-    """UTC ISO 8601 text for log fields (None stays None)."""
-    return None if dt is None else dt.astimezone(UTC).isoformat()

@@ -18,8 +18,9 @@ from bassi_schedd import policy
 from bassi_schedd.notify import Notifier
 from bassi_schedd.paths import Home
 from bassi_schedd.process import Active, create_time, spawn
-from bassi_schedd.rundir import child_argv, child_env, new_run_id, prepare_run_dir
-from bassi_schedd.runwatch import RunWatcher, iso_utc, wall_now
+from bassi_schedd.records import iso_utc, new_run_id
+from bassi_schedd.rundir import child_argv, child_env, prepare_run_dir
+from bassi_schedd.runwatch import RunWatcher, wall_now
 from bassi_schedd.schedule import next_times, scheduled_times
 from bassi_schedd.spec import DaemonConfig, TaskSpec
 from bassi_schedd.state import NewRun, RunRow, StateDB
@@ -107,7 +108,7 @@ class Scheduler(RunWatcher):
                         new_rows.append(
                             NewRun(new_run_id(at), task, "manual", at, "queued", not_before=at)
                         )
-            self.db.insert_runs(c, new_rows, now)
+            inserted = self.db.insert_runs(c, new_rows, now)
             for name, until in advanced.items():
                 self.db.set_last_checked(c, name, until)
             for name in done:
@@ -119,7 +120,7 @@ class Scheduler(RunWatcher):
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (now.isoformat(),),
             )
-        for r in new_rows:
+        for r in inserted:
             if r.status != "queued":
                 log.info(
                     "run.missed",

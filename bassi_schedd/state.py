@@ -1,74 +1,32 @@
 """The state store: one SQLite file (WAL) with per-task state, run history and requests.
 
 Every change the daemon makes is one transaction, so a kill -9 at any instant leaves either the
-state before or the state after. A partial unique index enforces "a scheduled time is started at
-most once": each (task, scheduled_for) has at most one live disposition row (queued, running,
-finished, missed, coalesced, skipped); only rows that ended `interrupted` or `lost` may be followed
-by a second one (the catch-up of that time).
+state before or the state after. The schema (schema.py) makes "a scheduled time is started at most
+once" a constraint, not a convention.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from bassi_schedd.paths import FILE_MODE, make_private_dir
-from bassi_schedd.records import NewRun, RunRow, TaskSummary, from_db, row_to_run, to_db
+from bassi_schedd.records import (
+    NewRun,
+    RunRow,
+    TaskSummary,
+    from_db,
+    reroll_run_id,
+    row_to_run,
+    to_db,
+)
+from bassi_schedd.schema import ID_TRIES, INSERT_RUN, MIGRATIONS, SCHEMA_VERSION, run_values
 
-__all__ = ["NewRun", "RunRow", "StateDB", "TaskSummary", "from_db", "to_db"]
-
-SCHEMA_VERSION = 1
-
-_SCHEMA_V1 = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE task_state (
-    task TEXT PRIMARY KEY,
-    first_seen TEXT NOT NULL,
-    last_checked TEXT NOT NULL,
-    done INTEGER NOT NULL DEFAULT 0,
-    paused INTEGER NOT NULL DEFAULT 0,
-    last_status TEXT,
-    last_run_at TEXT,
-    last_ok INTEGER
-);
-CREATE TABLE runs (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL UNIQUE,
-    task TEXT NOT NULL,
-    trigger TEXT NOT NULL,
-    scheduled_for TEXT,
-    started_at TEXT,
-    ended_at TEXT,
-    duration_s REAL,
-    status TEXT NOT NULL,
-    exit_code INTEGER,
-    attempt INTEGER NOT NULL DEFAULT 1,
-    cost_usd REAL,
-    input_tokens INTEGER,
-    output_tokens INTEGER,
-    run_dir TEXT,
-    pid INTEGER,
-    pid_create_time REAL,
-    not_before TEXT,
-    sequential INTEGER NOT NULL DEFAULT 0,
-    created_at TEXT NOT NULL,
-    detail TEXT
-);
-CREATE UNIQUE INDEX runs_one_per_time ON runs (task, scheduled_for)
-    WHERE trigger IN ('schedule', 'catchup') AND status NOT IN ('interrupted', 'lost');
-CREATE INDEX runs_by_task ON runs (task, seq);
-CREATE INDEX runs_active ON runs (status) WHERE status IN ('running', 'queued');
-CREATE TABLE requests (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    task TEXT NOT NULL,
-    requested_at TEXT NOT NULL
-);
-"""
-
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+__all__ = ["SCHEMA_VERSION", "NewRun", "RunRow", "StateDB", "TaskSummary", "from_db", "to_db"]
 
 STOPPING = "stopping: "  # detail prefix of a run the daemon was stopping (timeout, replaced)
 FINISHED = ("success", "failed", "timeout", "replaced", "interrupted", "lost")
@@ -191,27 +149,33 @@ class StateDB:
 
     # -- runs ---------------------------------------------------------------------------------
 
-    def insert_runs(self, c: sqlite3.Connection, rows: Sequence[NewRun], now: datetime) -> None:
-        """Insert dispositions; a duplicate live row for a scheduled time is silently ignored."""
-        c.executemany(
-            "INSERT OR IGNORE INTO runs (run_id, task, trigger, scheduled_for, status, attempt, "
-            "not_before, sequential, created_at, detail) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [
-                (
-                    r.run_id,
-                    r.task,
-                    r.trigger,
-                    to_db(r.scheduled_for),
-                    r.status,
-                    r.attempt,
-                    to_db(r.not_before),
-                    int(r.sequential),
-                    to_db(now),
-                    r.detail,
+    def insert_runs(
+        self, c: sqlite3.Connection, rows: Sequence[NewRun], now: datetime
+    ) -> list[NewRun]:
+        """Insert dispositions and return those inserted (ids re-drawn where one was taken).
+
+        A second live row for a scheduled time is skipped: that time already has its row. A run id
+        that collides with another run's (same second, same random part) is never a reason to
+        drop a row, so it gets a fresh random part instead.
+        """
+        inserted: list[NewRun] = []
+        for row in rows:
+            for _ in range(ID_TRIES):
+                try:
+                    cur = c.execute(INSERT_RUN, run_values(row, now))
+                except sqlite3.IntegrityError as e:
+                    if "runs.run_id" not in str(e):
+                        raise
+                    row = replace(row, run_id=reroll_run_id(row.run_id))
+                    continue
+                if cur.rowcount:
+                    inserted.append(row)
+                break
+            else:
+                raise sqlite3.IntegrityError(
+                    f"no free run id for {row.task} after {ID_TRIES} tries"
                 )
-                for r in rows
-            ],
-        )
+        return inserted
 
     def mark_started(
         self,
@@ -320,24 +284,36 @@ class StateDB:
     # -- manual runs (execute TASK) -----------------------------------------------------------
 
     def start_manual_run(
-        self, task: str, run_id: str, run_dir: str, pid: int, started_at: datetime
-    ) -> None:
-        """Record a run a person started with ``execute TASK``."""
+        self,
+        task: str,
+        run_id: str,
+        run_dir_for: Callable[[str], str],
+        pid: int,
+        started_at: datetime,
+    ) -> str:
+        """Record a run started with ``execute TASK``; return its id (re-drawn if taken)."""
         with self.tx() as c:
             self.first_seen(c, task, started_at)
-            c.execute(
-                "INSERT INTO runs (run_id, task, trigger, scheduled_for, started_at, status, "
-                "run_dir, pid, created_at) VALUES (?, ?, 'manual', ?, ?, 'running', ?, ?, ?)",
-                (
-                    run_id,
-                    task,
-                    to_db(started_at),
-                    to_db(started_at),
-                    run_dir,
-                    pid,
-                    to_db(started_at),
-                ),
-            )
+            for _ in range(ID_TRIES):
+                try:
+                    c.execute(
+                        "INSERT INTO runs (run_id, task, trigger, scheduled_for, started_at, "
+                        "status, run_dir, pid, created_at) "
+                        "VALUES (?, ?, 'manual', ?, ?, 'running', ?, ?, ?)",
+                        (
+                            run_id,
+                            task,
+                            to_db(started_at),
+                            to_db(started_at),
+                            run_dir_for(run_id),
+                            pid,
+                            to_db(started_at),
+                        ),
+                    )
+                    return run_id
+                except sqlite3.IntegrityError:
+                    run_id = reroll_run_id(run_id)
+        raise sqlite3.IntegrityError(f"no free run id for {task} after {ID_TRIES} tries")
 
     def finish_run(
         self,

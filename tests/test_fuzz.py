@@ -333,7 +333,7 @@ def test_loader_and_check_survive_a_folder_of_hostile_files(tmp_path: Path, exam
             rc = cmd_check(argparse.Namespace(files=[]), home)
         lines = out.getvalue().splitlines()
         assert rc == (1 if result.errors else 0)
-        # One report per file (a raw control character in a key can split one: see the xfail).
+        # One report per file: errors are escaped to one printable line (see the control-char test).
         reports = [x for x in lines if x.startswith(("ok ", f"error {home.tasks_dir}/"))]
         assert len(reports) == 1 + len(paths), lines
         for key in result.errors:

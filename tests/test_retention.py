@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bassi_schedd.paths import Home
+from bassi_schedd.records import new_run_id
 from bassi_schedd.retention import prune_runs, run_id_time
-from bassi_schedd.rundir import new_run_id
 from bassi_schedd.state import StateDB
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -94,7 +94,7 @@ def test_history_rows_stay(home: Home) -> None:
     for run_id in ids:
         started = run_id_time(run_id)
         assert started is not None
-        db.start_manual_run("a", run_id, str(home.run_dir("a", run_id)), 1, started)
+        db.start_manual_run("a", run_id, lambda rid: str(home.run_dir("a", rid)), 1, started)
         db.finish_run(run_id, "success", 0, started + timedelta(seconds=3))
     assert prune_runs(home, 30, 100, NOW, set()) == 2
     assert left(home, "a") == set()

@@ -57,6 +57,33 @@ def test_one_live_row_per_scheduled_time(db: StateDB) -> None:
     assert db.get_run("r5") is not None
 
 
+def test_a_taken_run_id_is_redrawn_never_dropped(db: StateDB) -> None:
+    taken = "20261101T090000Z-abcdef"
+    insert(db, NewRun(taken, "a", "schedule", T0, "queued"))
+    with db.tx() as c:
+        inserted = db.insert_runs(
+            c,
+            [
+                NewRun(taken, "b", "schedule", T0, "queued"),  # same id, other task
+                NewRun("fresh", "a", "catchup", T0, "queued"),  # a's time already has its row
+            ],
+            T0,
+        )
+    assert [(r.task, r.run_id == taken) for r in inserted] == [("b", False)]
+    row_b = db.get_run(inserted[0].run_id)
+    assert row_b is not None and row_b.task == "b"
+    assert inserted[0].run_id.startswith("20261101T090000Z-")
+    assert db.get_run("fresh") is None
+
+
+def test_manual_run_with_a_taken_id_gets_another(db: StateDB) -> None:
+    insert(db, NewRun("20261101T090000Z-abcdef", "a", "schedule", T0, "queued"))
+    got = db.start_manual_run("b", "20261101T090000Z-abcdef", lambda rid: f"/runs/b/{rid}", 1, T0)
+    assert got != "20261101T090000Z-abcdef" and got.startswith("20261101T090000Z-")
+    row = db.get_run(got)
+    assert row is not None and row.task == "b" and row.run_dir == f"/runs/b/{got}"
+
+
 def test_orphaned_times_until_caught_up(db: StateDB) -> None:
     insert(db, NewRun("a", "t", "schedule", T0, "queued"))
     insert(db, NewRun("b", "u", "schedule", T0, "queued"))
@@ -77,7 +104,7 @@ def test_last_checked_never_moves_backwards(db: StateDB) -> None:
 
 
 def test_finish_records_duration_and_last_status(db: StateDB) -> None:
-    db.start_manual_run("t", "m1", "/tmp/x", 123, T0)
+    db.start_manual_run("t", "m1", lambda _: "/tmp/x", 123, T0)
     db.finish_run(
         "m1",
         "failed",

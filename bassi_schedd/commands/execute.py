@@ -90,21 +90,29 @@ def _load(home: Home, ref: str) -> tuple[Any, TaskSpec]:
 
 def execute_task(home: Home, ref: str) -> int:
     """Run a task now in the foreground and record it as a ``manual`` run."""
-    from bassi_schedd.rundir import child_env, new_run_id, prepare_run_dir
+    from bassi_schedd.records import new_run_id
+    from bassi_schedd.rundir import child_env, prepare_run_dir
     from bassi_schedd.state import StateDB
 
     config, task = _load(home, ref)
     home.ensure()
     now = datetime.now(UTC)
-    run_id = new_run_id(now)
     db = StateDB.open(home.state_db)
     try:
-        run_dir = prepare_run_dir(home, task, run_id, now, now, db.last_finished_run(task.name))
-        env = child_env(home, config, task, run_id, now, run_dir, os.environ)
-        db.start_manual_run(task.name, run_id, str(run_dir), os.getpid(), now)
-        print(f"bassi-schedd: running {task.name} (run {run_id}, folder {run_dir})", flush=True)
+        last = db.last_finished_run(task.name)
+        run_id = db.start_manual_run(
+            task.name,
+            new_run_id(now),
+            lambda rid: str(home.run_dir(task.name, rid)),
+            os.getpid(),
+            now,
+        )
+        run_dir = home.run_dir(task.name, run_id)
         rc, result = 1, cast(dict[str, Any], {})
         try:
+            prepare_run_dir(home, task, run_id, now, now, last)
+            env = child_env(home, config, task, run_id, now, run_dir, os.environ)
+            print(f"bassi-schedd: running {task.name} (run {run_id}, folder {run_dir})", flush=True)
             if task.is_agent:
                 rc, result = _agent_in_foreground(task, run_dir, env)
             else:

@@ -73,10 +73,10 @@ INSERT_RUN = (
 )
 
 
-def run_values(r: NewRun, now: datetime) -> tuple[object, ...]:
-    """The INSERT_RUN parameters of a new row."""
+def run_values(r: NewRun, run_id: str, now: datetime) -> tuple[object, ...]:
+    """The INSERT_RUN parameters of a new row, under ``run_id``."""
     return (
-        r.run_id,
+        run_id,
         r.task,
         r.trigger,
         to_db(r.scheduled_for),

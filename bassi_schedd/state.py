@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from bassi_schedd.paths import FILE_MODE, make_private_dir
@@ -30,6 +31,23 @@ __all__ = ["SCHEMA_VERSION", "NewRun", "RunRow", "StateDB", "TaskSummary", "from
 
 STOPPING = "stopping: "  # detail prefix of a run the daemon was stopping (timeout, replaced)
 FINISHED = ("success", "failed", "timeout", "replaced", "interrupted", "lost")
+
+
+def _insert_run(
+    c: sqlite3.Connection,
+    sql: str,
+    run_id: str,
+    params_for: Callable[[str], tuple[object, ...]],
+) -> tuple[str, int]:
+    """Run one insert of a run row, re-drawing a taken run id; return (id used, rows inserted)."""
+    for _ in range(ID_TRIES):
+        try:
+            return run_id, c.execute(sql, params_for(run_id)).rowcount
+        except sqlite3.IntegrityError as e:
+            if "UNIQUE constraint failed: runs.run_id" not in str(e):
+                raise
+            run_id = reroll_run_id(run_id)
+    raise sqlite3.IntegrityError(f"no free run id like {run_id} after {ID_TRIES} tries")
 
 
 class StateDB:
@@ -160,21 +178,11 @@ class StateDB:
         """
         inserted: list[NewRun] = []
         for row in rows:
-            for _ in range(ID_TRIES):
-                try:
-                    cur = c.execute(INSERT_RUN, run_values(row, now))
-                except sqlite3.IntegrityError as e:
-                    if "runs.run_id" not in str(e):
-                        raise
-                    row = replace(row, run_id=reroll_run_id(row.run_id))
-                    continue
-                if cur.rowcount:
-                    inserted.append(row)
-                break
-            else:
-                raise sqlite3.IntegrityError(
-                    f"no free run id for {row.task} after {ID_TRIES} tries"
-                )
+            run_id, count = _insert_run(
+                c, INSERT_RUN, row.run_id, partial(run_values, row, now=now)
+            )
+            if count:
+                inserted.append(replace(row, run_id=run_id))
         return inserted
 
     def mark_started(
@@ -294,26 +302,22 @@ class StateDB:
         """Record a run started with ``execute TASK``; return its id (re-drawn if taken)."""
         with self.tx() as c:
             self.first_seen(c, task, started_at)
-            for _ in range(ID_TRIES):
-                try:
-                    c.execute(
-                        "INSERT INTO runs (run_id, task, trigger, scheduled_for, started_at, "
-                        "status, run_dir, pid, created_at) "
-                        "VALUES (?, ?, 'manual', ?, ?, 'running', ?, ?, ?)",
-                        (
-                            run_id,
-                            task,
-                            to_db(started_at),
-                            to_db(started_at),
-                            run_dir_for(run_id),
-                            pid,
-                            to_db(started_at),
-                        ),
-                    )
-                    return run_id
-                except sqlite3.IntegrityError:
-                    run_id = reroll_run_id(run_id)
-        raise sqlite3.IntegrityError(f"no free run id for {task} after {ID_TRIES} tries")
+            run_id, _ = _insert_run(
+                c,
+                "INSERT INTO runs (run_id, task, trigger, scheduled_for, started_at, status, "
+                "run_dir, pid, created_at) VALUES (?, ?, 'manual', ?, ?, 'running', ?, ?, ?)",
+                run_id,
+                lambda rid: (
+                    rid,
+                    task,
+                    to_db(started_at),
+                    to_db(started_at),
+                    run_dir_for(rid),
+                    pid,
+                    to_db(started_at),
+                ),
+            )
+        return run_id
 
     def finish_run(
         self,

@@ -84,6 +84,12 @@ def test_manual_run_with_a_taken_id_gets_another(db: StateDB) -> None:
     assert row is not None and row.task == "b" and row.run_dir == f"/runs/b/{got}"
 
 
+def test_other_constraint_failures_are_not_mistaken_for_a_taken_id(db: StateDB) -> None:
+    with pytest.raises(sqlite3.IntegrityError, match=r"NOT NULL constraint failed: runs\.status"):
+        insert(db, NewRun("x", "t", "schedule", T0, None))  # type: ignore[arg-type]
+    assert db.get_run("x") is None
+
+
 def test_orphaned_times_until_caught_up(db: StateDB) -> None:
     insert(db, NewRun("a", "t", "schedule", T0, "queued"))
     insert(db, NewRun("b", "u", "schedule", T0, "queued"))

@@ -1,4 +1,6 @@
-"""The daemon: lock, recovery, the minute loop, signals. The only place that sleeps.
+"""The daemon: lock, the minute loop, signals, shutdown. The only place that sleeps.
+
+Start-up recovery of runs a killed daemon left behind is in recovery.py.
 
 The loop waits on a self-pipe that signal handlers write to (``signal.set_wakeup_fd``), so a
 SIGHUP, SIGUSR1 (trigger), SIGCHLD (a run ended) or SIGTERM wakes it at once; otherwise it wakes
@@ -23,19 +25,14 @@ from bassi_schedd.lock import LockBusyError, PidLock
 from bassi_schedd.notify import Notifier
 from bassi_schedd.paths import Home
 from bassi_schedd.process import (
-    Active,
     become_subreaper,
-    create_time,
-    find_run_root,
-    is_alive,
-    read_exit_code,
     signal_run,
     untracked_children,
 )
-from bassi_schedd.records import iso_utc
+from bassi_schedd.recovery import recover
 from bassi_schedd.runwatch import KILL_GRACE_S, wall_now
 from bassi_schedd.scheduler import Scheduler
-from bassi_schedd.state import STOPPING, StateDB
+from bassi_schedd.state import StateDB
 
 log = structlog.get_logger()
 
@@ -107,7 +104,7 @@ class Daemon:
             subreaper=subreaper,
         )
         self._reload(now)
-        self._recover(now)
+        recover(self.home, self.sched, now)
         self._notify("READY=1")
         try:
             self._loop()
@@ -127,69 +124,6 @@ class Daemon:
             self.reload = True
         elif signum == signal.SIGUSR1:
             self.poke = True
-
-    # -- recovery -----------------------------------------------------------------------------
-
-    def _recover(self, now: datetime) -> None:
-        """Adopt runs a killed daemon left behind, or close them as lost (their times: missed)."""
-        db = self.sched.db
-        for row in db.runs_with_status("running"):
-            run_dir = self.home.run_dir(row.task, row.run_id)
-            foreground = row.trigger == "manual" and row.pid_create_time is None
-            if foreground and row.pid is not None and is_alive(row.pid, None):
-                continue  # `execute TASK` in a terminal: its own process records the end
-            pid, created = row.pid, row.pid_create_time
-            if pid is None:
-                # Killed between marking the row running and saving the PID: find it by its id.
-                root = find_run_root(row.run_id)
-                if root is not None:
-                    pid, created = root.pid, create_time(root.pid)
-                    with db.tx() as c:
-                        c.execute(
-                            "UPDATE runs SET pid = ?, pid_create_time = ? WHERE run_id = ?",
-                            (pid, created, row.run_id),
-                        )
-            stopping = (row.detail or "").removeprefix(STOPPING) if _stopping(row.detail) else None
-            if pid is not None and is_alive(pid, created):
-                spec_timeout_s = self._timeout_for(row.task)
-                started = row.started_at or now
-                left_s = spec_timeout_s - (now - started).total_seconds()
-                self.sched.active.append(
-                    Active(
-                        run_id=row.run_id,
-                        task=row.task,
-                        pid=pid,
-                        created=created,
-                        run_dir=run_dir,
-                        deadline_mono=time.monotonic() + max(left_s, 0.0),
-                    )
-                )
-                if stopping is not None:  # finish the stop the dead daemon had begun
-                    self.sched.active[-1].terminate(stopping, time.monotonic(), KILL_GRACE_S)
-                log.info(
-                    "run.adopted",
-                    task=row.task,
-                    run_id=row.run_id,
-                    pid=pid,
-                    scheduled_for=iso_utc(row.scheduled_for),
-                    trigger=row.trigger,
-                )
-                continue
-            rc = read_exit_code(run_dir)
-            if stopping is not None:
-                self.sched.finish_run(row.run_id, stopping, rc)
-            elif rc is not None:
-                # It finished while no daemon watched; the wrapper kept its exit code.
-                self.sched.finish_run(row.run_id, "success" if rc == 0 else "failed", rc)
-            else:
-                self.sched.finish_run(row.run_id, "lost", None, reason="daemon died while it ran")
-        # Interrupted and lost times count as missed now, under each task's on_missed.
-        for task, at in db.orphaned_times():
-            self.sched.recovered.setdefault(task, []).append(at)
-
-    def _timeout_for(self, task: str) -> float:
-        spec = self.sched.tasks.get(task)
-        return spec.timeout_s if spec is not None else 3600.0
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -334,10 +268,6 @@ class Daemon:
         except ImportError:
             return
         notify(message)
-
-
-def _stopping(detail: str | None) -> bool:
-    return detail is not None and detail.startswith(STOPPING)
 
 
 def _next_boundary(wall: float) -> float:

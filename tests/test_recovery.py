@@ -1,0 +1,131 @@
+"""Start-up recovery with the real daemon: runs a kill -9 left `running` are adopted or closed."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import psutil
+
+from bassi_schedd.paths import Home
+from tests.conftest import DaemonProc, db_rows, wait_for
+
+Start = Callable[..., DaemonProc]
+
+
+def runs(home: Home, task: str | None = None) -> list[dict[str, object]]:
+    sql = "SELECT * FROM runs" + (" WHERE task = ?" if task else "") + " ORDER BY seq"
+    return db_rows(home, sql, (task,) if task else ())
+
+
+def statuses(home: Home, task: str) -> list[tuple[object, ...]]:
+    return [(r["scheduled_for"], r["trigger"], r["status"]) for r in runs(home, task)]
+
+
+def t(hhmm: str, day: str = "2026-11-01") -> str:
+    return f"{day}T{hhmm}:00+00:00"
+
+
+def gone(pid: int) -> bool:
+    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_kill9_then_restart_adopts_live_run_and_loses_dead_one(
+    home: Home, write_task, daemon: Start
+) -> None:
+    for name in ("alive", "dead"):
+        write_task(
+            name,
+            """
+            schedule = "* * * * *"
+            timezone = "UTC"
+            command = ["/bin/sh", "-c", "sleep 6"]
+            on_missed = "latest"
+            """,
+        )
+    d = daemon(fake_at="2026-11-01 05:29:58")
+    d.wait_ready()
+    wait_for(lambda: len([r for r in runs(home) if r["status"] == "running" and r["pid"]]) == 2, 15)
+    d.stop(signal.SIGKILL)
+    dead = runs(home, "dead")[0]
+    os.killpg(int(dead["pid"]), signal.SIGKILL)  # type: ignore[arg-type]
+    wait_for(
+        lambda: (
+            not psutil.pid_exists(int(dead["pid"]))
+            or psutil.Process(int(dead["pid"])).status() == psutil.STATUS_ZOMBIE
+        ),
+        5,
+    )  # type: ignore[arg-type]
+
+    d = daemon(fake_at="2026-11-01 05:30:05")
+    d.wait_ready()
+    wait_for(lambda: runs(home, "alive")[0]["status"] == "success", 20)
+    wait_for(
+        lambda: len(runs(home, "dead")) == 2 and runs(home, "dead")[1]["status"] == "success", 20
+    )
+    assert statuses(home, "alive") == [(t("05:30"), "schedule", "success")]
+    assert statuses(home, "dead") == [
+        (t("05:30"), "schedule", "lost"),
+        (t("05:30"), "catchup", "success"),
+    ]
+    assert "run.adopted" in d.output()
+    assert d.stop() == 0
+
+
+def test_run_that_ended_while_no_daemon_watched_keeps_its_exit_code(
+    home: Home, write_task, daemon: Start
+) -> None:
+    write_task(
+        "ends-alone",
+        """
+        schedule = "* * * * *"
+        timezone = "UTC"
+        command = ["/bin/sh", "-c", "sleep 2; exit 3"]
+        on_missed = "latest"
+        """,
+    )
+    d = daemon(fake_at="2026-11-01 05:29:58")
+    d.wait_ready()
+    wait_for(lambda: [r["status"] for r in runs(home)] == ["running"] and runs(home)[0]["pid"], 15)
+    d.stop(signal.SIGKILL)
+    pid = int(runs(home)[0]["pid"])  # type: ignore[arg-type]
+    wait_for(lambda: gone(pid), 10)  # the run ends on its own, unwatched
+
+    d = daemon(fake_at="2026-11-01 05:30:20")
+    d.wait_ready()
+    wait_for(lambda: runs(home)[0]["status"] != "running", 10)
+    row = runs(home)[0]
+    assert (row["status"], row["exit_code"]) == ("failed", 3)
+    # It ran, so its time is not owed again: no lost row, no catch-up.
+    assert statuses(home, "ends-alone") == [(t("05:30"), "schedule", "failed")]
+    assert '"run.adopted"' not in d.output()
+    assert d.stop() == 0
+
+
+def test_run_whose_pid_was_never_saved_is_found_by_its_id(
+    home: Home, write_task, daemon: Start
+) -> None:
+    from bassi_schedd.process import spawn
+    from bassi_schedd.state import NewRun, StateDB
+
+    write_task("orphan", 'schedule = "0 0 1 1 *"\ntimezone = "UTC"\ncommand = ["/bin/true"]\n')
+    now = datetime.now(UTC)
+    run_dir = home.run_dir("orphan", "r-unsaved")
+    run_dir.mkdir(parents=True)
+    db = StateDB.open(home.state_db)
+    with db.tx() as c:  # the state a kill -9 between "mark running" and "save pid" leaves
+        db.insert_runs(c, [NewRun("r-unsaved", "orphan", "manual", now, "queued")], now)
+        db.mark_started(c, "r-unsaved", now, str(run_dir), None, None)
+    db.close()
+    env = {"PATH": "/usr/bin:/bin", "BASSI_RUN_ID": "r-unsaved", "BASSI_RUN_DIR": str(run_dir)}
+    child = spawn(["/bin/sh", "-c", "sleep 2; exit 4"], env, run_dir, run_dir)
+    d = daemon()
+    d.wait_ready()
+    wait_for(lambda: runs(home)[0]["status"] == "failed", 15)
+    row = runs(home)[0]
+    assert (row["pid"], row["exit_code"]) == (child.pid, 4)
+    assert '"run.adopted"' in d.output()
+    child.wait(5)
+    assert d.stop() == 0

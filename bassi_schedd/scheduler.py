@@ -21,7 +21,7 @@ from bassi_schedd.process import Active, create_time, spawn
 from bassi_schedd.records import iso_utc, new_run_id
 from bassi_schedd.rundir import child_argv, child_env, prepare_run_dir
 from bassi_schedd.runwatch import RunWatcher, wall_now
-from bassi_schedd.schedule import next_times, scheduled_times
+from bassi_schedd.schedule import DueCache, scheduled_times
 from bassi_schedd.spec import DaemonConfig, TaskSpec
 from bassi_schedd.state import NewRun, RunRow, StateDB
 
@@ -42,7 +42,7 @@ class Scheduler(RunWatcher):
     config: DaemonConfig
     tasks: dict[str, TaskSpec] = field(default_factory=dict)
     active: list[Active] = field(default_factory=list)
-    next_due: dict[str, tuple[datetime, datetime | None]] = field(default_factory=dict)
+    due_cache: DueCache = field(default_factory=DueCache)
     recovered: dict[str, list[datetime]] = field(default_factory=dict)
     prev_tick: datetime | None = None
     # Leftover processes of ended runs: (root pid, run id, SIGKILL at (monotonic), SIGTERM sent)
@@ -57,11 +57,10 @@ class Scheduler(RunWatcher):
         """Adopt a new task set; a new task starts checking from the previous tick."""
         seen_from = self.prev_tick if self.prev_tick is not None and self.prev_tick < now else now
         with self.db.tx() as c:
-            for name, spec in tasks.items():
-                old = self.tasks.get(name)
-                if old is not spec:
-                    self.next_due.pop(name, None)
+            for name in tasks:
                 self.db.first_seen(c, name, seen_from)
+        for name in self.tasks.keys() - tasks.keys():
+            self.due_cache.forget(name)  # a changed schedule or zone the cache notices itself
         self.tasks = tasks
 
     # -- the tick -----------------------------------------------------------------------------
@@ -140,17 +139,11 @@ class Scheduler(RunWatcher):
         self.dispatch(now)
 
     def _due_times(self, spec: TaskSpec, after: datetime, now: datetime) -> list[datetime]:
-        memo = self.next_due.get(spec.name)
-        if memo is not None and memo[0] == after and (memo[1] is None or memo[1] > now):
-            return []  # nothing due yet: skip croniter entirely (this is the hot path)
-        times = scheduled_times(spec.schedule, spec.zone, after, now, limit=MAX_TIMES_PER_TICK)
+        times = self.due_cache.due(
+            spec.name, spec.schedule, spec.zone, after, now, limit=MAX_TIMES_PER_TICK
+        )
         if len(times) >= MAX_TIMES_PER_TICK:
             times = self._narrow(spec, after, now)
-        if not times:
-            nxt = next_times(spec.schedule, spec.zone, after, 1)
-            self.next_due[spec.name] = (after, nxt[0] if nxt else None)
-        else:
-            self.next_due.pop(spec.name, None)
         return times
 
     def _narrow(self, spec: TaskSpec, after: datetime, now: datetime) -> list[datetime]:

@@ -84,32 +84,3 @@ def test_every_due_run_of_many_tasks_starts_once(
         f"last start of tick 1 {(max(s for s, _ in spans[:tasks]) - first_boundary)}, "
         f"last start {last_start.time()}"
     )
-
-
-def test_colliding_run_ids_drop_no_scheduled_time(
-    home: Home, write_task, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from datetime import UTC, timedelta
-
-    from bassi_schedd import scheduler
-    from bassi_schedd.config import load_config
-    from bassi_schedd.loader import TaskLoader
-    from bassi_schedd.state import StateDB
-
-    names = ["twin-a", "twin-b", "twin-c"]
-    for name in names:
-        write_task(name, 'schedule = "* * * * *"\ntimezone = "UTC"\ncommand = ["/bin/true"]\n')
-    # What a birthday collision of the random part does (about 1 tick in 135 with 500 minutely
-    # tasks: the load soak lost a scheduled time this way before ids were re-drawn), made certain.
-    monkeypatch.setattr(scheduler, "new_run_id", lambda at: f"{at:%Y%m%dT%H%M%SZ}-abcdef")
-    config = load_config(home)
-    db = StateDB.open(home.state_db)
-    sched = scheduler.Scheduler(home, db, config)
-    monkeypatch.setattr(sched, "dispatch", lambda now: None)  # record dispositions, start nothing
-    first = datetime(2026, 11, 1, 5, 29, 57, tzinfo=UTC)
-    sched.set_tasks(dict(TaskLoader(home, config).load().tasks), first)
-    sched.tick(first)
-    sched.tick(first + timedelta(seconds=4))  # 05:30:01: 05:30 is due for each task
-    rows = db.recent_runs(None, 100)
-    db.close()
-    assert sorted(r.task for r in rows) == names

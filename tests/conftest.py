@@ -171,8 +171,11 @@ class DaemonProc:
         wait_for(ready, timeout)
 
 
+Start = Callable[..., DaemonProc]  # the type of the `daemon` fixture
+
+
 @pytest.fixture
-def daemon(home: Home, tmp_path: Path) -> Iterator[Callable[..., DaemonProc]]:
+def daemon(home: Home, tmp_path: Path) -> Iterator[Start]:
     """Start real daemons on the temp home; every one still alive at the end is SIGKILLed."""
     started: list[DaemonProc] = []
 
@@ -208,6 +211,22 @@ def daemon(home: Home, tmp_path: Path) -> Iterator[Callable[..., DaemonProc]]:
         if d.proc.poll() is None:
             d.proc.kill()
             d.proc.wait(timeout=10)
+
+
+def runs(home: Home, task: str | None = None) -> list[dict[str, object]]:
+    """History rows (of one task, or all), oldest first."""
+    sql = "SELECT * FROM runs" + (" WHERE task = ?" if task else "") + " ORDER BY seq"
+    return db_rows(home, sql, (task,) if task else ())
+
+
+def statuses(home: Home, task: str) -> list[tuple[object, ...]]:
+    """(scheduled_for, trigger, status) of each of a task's rows, oldest first."""
+    return [(r["scheduled_for"], r["trigger"], r["status"]) for r in runs(home, task)]
+
+
+def iso(hhmm: str, day: str = "2026-11-01") -> str:
+    """A UTC time as the state DB stores it."""
+    return f"{day}T{hhmm}:00+00:00"
 
 
 def db_rows(home: Home, sql: str, params: tuple[object, ...] = ()) -> list[dict[str, object]]:

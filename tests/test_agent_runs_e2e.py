@@ -11,9 +11,7 @@ import psutil
 from fake_claude import install
 
 from bassi_schedd.paths import Home
-from tests.conftest import DaemonProc, db_rows, wait_for
-
-Start = Callable[..., DaemonProc]
+from tests.conftest import Start, runs, wait_for
 
 
 def agent_task(
@@ -32,10 +30,6 @@ def agent_task(
         max_turns = 3
         """,
     )
-
-
-def runs(home: Home) -> list[dict[str, object]]:
-    return db_rows(home, "SELECT * FROM runs ORDER BY seq")
 
 
 def test_agent_run_records_cost_tokens_and_result(

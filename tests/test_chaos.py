@@ -26,7 +26,7 @@ import signal
 import sqlite3
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,9 +34,8 @@ import psutil
 import pytest
 
 from bassi_schedd.paths import Home
-from tests.conftest import DaemonProc, db_rows, faketime_env, wait_for
+from tests.conftest import Start, db_rows, faketime_env, wait_for
 
-Start = Callable[..., DaemonProc]
 BASE = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)  # minute 0 of round 0
 LEAD_S = 3.0  # each daemon starts this long before its round's boundary
 POLICIES = ("skip", "latest", "all")

@@ -17,7 +17,6 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,9 +27,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bassi_schedd.paths import Home
-from tests.conftest import CLI, DaemonProc, base_env, db_rows, faketime_env, wait_for
+from tests.conftest import CLI, Start, base_env, db_rows, faketime_env, wait_for
 
-Start = Callable[..., DaemonProc]
 ON_TIME_S = 90  # SPEC 4
 FIXED = {"f0130": (1, 30), "f0200": (2, 0), "f0230": (2, 30), "f0330": (3, 30)}
 SCHEDULES = {**{n: f"{m} {h} * * *" for n, (h, m) in FIXED.items()}, "hourly": "0 * * * *"}

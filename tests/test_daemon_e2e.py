@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Callable
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -13,23 +12,7 @@ import psutil
 import pytest
 
 from bassi_schedd.paths import Home
-from tests.conftest import CliResult, DaemonProc, db_rows, wait_for
-
-Start = Callable[..., DaemonProc]
-
-
-def runs(home: Home, task: str | None = None) -> list[dict[str, object]]:
-    sql = "SELECT * FROM runs" + (" WHERE task = ?" if task else "") + " ORDER BY seq"
-    return db_rows(home, sql, (task,) if task else ())
-
-
-def statuses(home: Home, task: str) -> list[tuple[object, ...]]:
-    return [(r["scheduled_for"], r["trigger"], r["status"]) for r in runs(home, task)]
-
-
-def t(hhmm: str, day: str = "2026-11-01") -> str:
-    return f"{day}T{hhmm}:00+00:00"
-
+from tests.conftest import CliResult, Start, iso, runs, statuses, wait_for
 
 # -- missed-run policies after an outage --------------------------------------------------------
 
@@ -63,32 +46,32 @@ def test_each_on_missed_policy_after_an_outage(home: Home, write_task, daemon: S
     assert d.proc.wait(60) == 0, d.output()
 
     assert statuses(home, "hourly-skip") == [
-        (t("06:00"), "catchup", "missed"),
-        (t("07:00"), "catchup", "missed"),
-        (t("08:00"), "catchup", "missed"),
-        (t("09:00"), "catchup", "missed"),
+        (iso("06:00"), "catchup", "missed"),
+        (iso("07:00"), "catchup", "missed"),
+        (iso("08:00"), "catchup", "missed"),
+        (iso("09:00"), "catchup", "missed"),
     ]
     assert statuses(home, "hourly-latest") == [
-        (t("06:00"), "catchup", "coalesced"),
-        (t("07:00"), "catchup", "coalesced"),
-        (t("08:00"), "catchup", "coalesced"),
-        (t("09:00"), "catchup", "success"),
+        (iso("06:00"), "catchup", "coalesced"),
+        (iso("07:00"), "catchup", "coalesced"),
+        (iso("08:00"), "catchup", "coalesced"),
+        (iso("09:00"), "catchup", "success"),
     ]
     assert sorted(statuses(home, "hourly-all")) == [
-        (t("06:00"), "catchup", "success"),
-        (t("07:00"), "catchup", "success"),
-        (t("08:00"), "catchup", "success"),
-        (t("09:00"), "catchup", "success"),
+        (iso("06:00"), "catchup", "success"),
+        (iso("07:00"), "catchup", "success"),
+        (iso("08:00"), "catchup", "success"),
+        (iso("09:00"), "catchup", "success"),
     ]
     # on_missed=all runs them one after another, oldest first.
     all_rows = runs(home, "hourly-all")
     for a, b in pairwise(all_rows):
         assert str(a["ended_at"]) <= str(b["started_at"])
     assert statuses(home, "deadline") == [
-        (t("06:00"), "catchup", "missed"),
-        (t("07:00"), "catchup", "missed"),
-        (t("08:00"), "catchup", "coalesced"),
-        (t("09:00"), "catchup", "success"),
+        (iso("06:00"), "catchup", "missed"),
+        (iso("07:00"), "catchup", "missed"),
+        (iso("08:00"), "catchup", "coalesced"),
+        (iso("09:00"), "catchup", "success"),
     ]
     # A third start right after: nothing is owed, nothing runs again.
     assert daemon(fake_at="2026-11-01 09:21:00", once=True).proc.wait(60) == 0
@@ -125,7 +108,7 @@ def test_no_scheduled_time_runs_twice_across_restarts_and_clock_steps(
         time.sleep(3.0)  # long enough to cross 05:30:00 again where the clock allows it
         d.stop(sig)
     rows = runs(home, "minutely")
-    assert [(r["scheduled_for"], r["status"]) for r in rows] == [(t("05:30"), "success")]
+    assert [(r["scheduled_for"], r["status"]) for r in rows] == [(iso("05:30"), "success")]
     assert len(list((home.runs_dir / "minutely").iterdir())) == 1
 
 
@@ -379,7 +362,7 @@ def test_bad_task_file_added_while_running_does_not_stop_others(
     d.wait_ready()
     write_task("broken", 'schedule = "61 * * * *"\ncommand = ["/bin/true"]\n')
     wait_for(lambda: [r for r in runs(home, "good") if r["status"] == "success"], 20)
-    assert statuses(home, "good") == [(t("05:30"), "schedule", "success")]
+    assert statuses(home, "good") == [(iso("05:30"), "schedule", "success")]
     log = home.log_file.read_text()
     invalid = [line for line in log.splitlines() if '"task.invalid"' in line]
     assert len(invalid) == 1 and "broken.toml" in invalid[0] and "schedule" in invalid[0]

@@ -10,10 +10,9 @@ import pytest
 
 from bassi_schedd.paths import Home
 from bassi_schedd.state import NewRun, StateDB
-from tests.conftest import CliResult, DaemonProc, wait_for
+from tests.conftest import CliResult, Start, wait_for
 
 Cli = Callable[..., CliResult]
-Start = Callable[..., DaemonProc]
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 PUBLIC_FIELDS = {

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
 from datetime import datetime
 
 import pytest
 
 from bassi_schedd.paths import Home
-from tests.conftest import DaemonProc, db_rows, wait_for
+from tests.conftest import Start, db_rows, wait_for
 
-Start = Callable[..., DaemonProc]
 MAX_CONCURRENT = 8
 BOUNDARIES = ["2026-11-01T05:30:00+00:00", "2026-11-01T05:31:00+00:00"]
 

@@ -9,16 +9,14 @@ from __future__ import annotations
 import json
 import re
 import signal
-from collections.abc import Callable
 
 import psutil
 import pytest
 
 from bassi_schedd.lock import read_holder
 from bassi_schedd.paths import Home
-from tests.conftest import DaemonProc, wait_for
+from tests.conftest import Start, wait_for
 
-Start = Callable[..., DaemonProc]
 DAEMONS_PER_ROUND = 10
 BUSY = re.compile(r"already running \(pid (\d+|unknown)\)")
 

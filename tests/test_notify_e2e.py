@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -14,20 +14,14 @@ import psutil
 import pytest
 
 from bassi_schedd.paths import Home
-from tests.conftest import BIN_DIR, DaemonProc, db_rows, wait_for
+from tests.conftest import BIN_DIR, Start, runs, wait_for
 from tests.test_notify import PingServer, serve_pings
-
-Start = Callable[..., DaemonProc]
 
 
 @pytest.fixture
 def server() -> Iterator[PingServer]:
     with serve_pings() as state:
         yield state
-
-
-def runs(home: Home, task: str) -> list[dict[str, object]]:
-    return db_rows(home, "SELECT * FROM runs WHERE task = ? ORDER BY seq", (task,))
 
 
 def log_lines(home: Home, event: str) -> list[dict[str, Any]]:

@@ -10,16 +10,14 @@ once, not once per run.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
 from bassi_schedd.paths import Home
-from tests.conftest import DaemonProc, db_rows, wait_for
-
-Start = Callable[..., DaemonProc]
+from tests.conftest import Start, db_rows, wait_for
 
 REC = 'echo $$ >> "$BASSI_RUN_DIR/pids"'
 # Scripts, one per process level; `sh NAME.sh` runs one (cwd is the scripts folder).

@@ -4,31 +4,16 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import psutil
 
 from bassi_schedd.paths import Home
-from tests.conftest import DaemonProc, db_rows, wait_for
-
-Start = Callable[..., DaemonProc]
-
-
-def runs(home: Home, task: str | None = None) -> list[dict[str, object]]:
-    sql = "SELECT * FROM runs" + (" WHERE task = ?" if task else "") + " ORDER BY seq"
-    return db_rows(home, sql, (task,) if task else ())
-
-
-def statuses(home: Home, task: str) -> list[tuple[object, ...]]:
-    return [(r["scheduled_for"], r["trigger"], r["status"]) for r in runs(home, task)]
-
-
-def t(hhmm: str, day: str = "2026-11-01") -> str:
-    return f"{day}T{hhmm}:00+00:00"
+from tests.conftest import Start, iso, runs, statuses, wait_for
 
 
 def gone(pid: int) -> bool:
+    """The process is dead (a zombie no one reaped counts)."""
     return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
@@ -49,15 +34,9 @@ def test_kill9_then_restart_adopts_live_run_and_loses_dead_one(
     d.wait_ready()
     wait_for(lambda: len([r for r in runs(home) if r["status"] == "running" and r["pid"]]) == 2, 15)
     d.stop(signal.SIGKILL)
-    dead = runs(home, "dead")[0]
-    os.killpg(int(dead["pid"]), signal.SIGKILL)  # type: ignore[arg-type]
-    wait_for(
-        lambda: (
-            not psutil.pid_exists(int(dead["pid"]))
-            or psutil.Process(int(dead["pid"])).status() == psutil.STATUS_ZOMBIE
-        ),
-        5,
-    )  # type: ignore[arg-type]
+    dead_pid = int(runs(home, "dead")[0]["pid"])  # type: ignore[arg-type]
+    os.killpg(dead_pid, signal.SIGKILL)
+    wait_for(lambda: gone(dead_pid), 5)
 
     d = daemon(fake_at="2026-11-01 05:30:05")
     d.wait_ready()
@@ -65,10 +44,10 @@ def test_kill9_then_restart_adopts_live_run_and_loses_dead_one(
     wait_for(
         lambda: len(runs(home, "dead")) == 2 and runs(home, "dead")[1]["status"] == "success", 20
     )
-    assert statuses(home, "alive") == [(t("05:30"), "schedule", "success")]
+    assert statuses(home, "alive") == [(iso("05:30"), "schedule", "success")]
     assert statuses(home, "dead") == [
-        (t("05:30"), "schedule", "lost"),
-        (t("05:30"), "catchup", "success"),
+        (iso("05:30"), "schedule", "lost"),
+        (iso("05:30"), "catchup", "success"),
     ]
     assert "run.adopted" in d.output()
     assert d.stop() == 0
@@ -99,7 +78,7 @@ def test_run_that_ended_while_no_daemon_watched_keeps_its_exit_code(
     row = runs(home)[0]
     assert (row["status"], row["exit_code"]) == ("failed", 3)
     # It ran, so its time is not owed again: no lost row, no catch-up.
-    assert statuses(home, "ends-alone") == [(t("05:30"), "schedule", "failed")]
+    assert statuses(home, "ends-alone") == [(iso("05:30"), "schedule", "failed")]
     assert '"run.adopted"' not in d.output()
     assert d.stop() == 0
 

@@ -17,10 +17,9 @@ from bassi_schedd.lock import PidLock
 from bassi_schedd.paths import Home
 from bassi_schedd.state import StateDB
 from bassi_schedd.status import STALE_TICK_S, classify_supervisor, gather
-from tests.conftest import CliResult, DaemonProc, db_rows, wait_for
+from tests.conftest import CliResult, Start, db_rows, wait_for
 
 Cli = Callable[..., CliResult]
-Start = Callable[..., DaemonProc]
 
 YEARLY = 'schedule = "0 0 1 1 *"\ntimezone = "UTC"\n'
 JSON_KEYS = {

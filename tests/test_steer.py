@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 
 from bassi_schedd.paths import Home
-from tests.conftest import CliResult, DaemonProc, db_rows, wait_for
+from tests.conftest import CliResult, Start, runs, wait_for
 
 Cli = Callable[..., CliResult]
-Start = Callable[..., DaemonProc]
 
 COMMENTED = (
     "# Weekly report -- hand written, keep my comments\n"
@@ -36,10 +35,6 @@ def put(home: Home, name: str, data: bytes, mode: int = 0o600) -> Path:
     path.write_bytes(data)
     path.chmod(mode)
     return path
-
-
-def runs(home: Home, task: str) -> list[dict[str, object]]:
-    return db_rows(home, "SELECT * FROM runs WHERE task = ? ORDER BY seq", (task,))
 
 
 # -- pause / resume on files ---------------------------------------------------------------------

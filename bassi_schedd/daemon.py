@@ -32,6 +32,7 @@ from bassi_schedd.process import (
 from bassi_schedd.recovery import recover
 from bassi_schedd.runwatch import KILL_GRACE_S, wall_now
 from bassi_schedd.scheduler import Scheduler
+from bassi_schedd.sdnotify import notify, watchdog_interval_s
 from bassi_schedd.state import StateDB
 
 log = structlog.get_logger()
@@ -40,6 +41,7 @@ CLOCK_JUMP_S = 60.0
 PRUNE_EVERY_S = 3600.0
 # Wake this long after :00 so a tick never lands a hair before the boundary it aims for.
 TICK_OFFSET_S = 0.02
+MAX_WAIT_S = 30.0
 
 
 class Daemon:
@@ -54,6 +56,10 @@ class Daemon:
         self.poke = False
         self._logged_errors: dict[str, str] = {}
         self._pruned_mono: float | None = None
+        # Wake at least this often: a safety net, and the WATCHDOG=1 ping systemd expects within
+        # WatchdogSec (pinged at half the period, as sd_watchdog_enabled(3) advises).
+        watchdog_s = watchdog_interval_s()
+        self.max_wait_s = MAX_WAIT_S if watchdog_s is None else min(MAX_WAIT_S, watchdog_s / 2)
         self._rfd, self._wfd = os.pipe()
         os.set_blocking(self._wfd, False)
         os.set_blocking(self._rfd, False)
@@ -187,7 +193,7 @@ class Daemon:
         soonest = self.sched.next_wakeup_mono(wall_now())
         if soonest is not None:
             timeout_s = min(timeout_s, soonest - time.monotonic())
-        timeout_s = min(max(timeout_s, 0.0), 30.0)  # 30 s cap: watchdog pings and safety
+        timeout_s = min(max(timeout_s, 0.0), self.max_wait_s)
         if self.poke or self.reload:
             timeout_s = 0.0
         try:
@@ -263,10 +269,6 @@ class Daemon:
         self.lock.release()
 
     def _notify(self, message: str) -> None:
-        try:
-            from bassi_schedd.sdnotify import notify
-        except ImportError:
-            return
         notify(message)
 
 

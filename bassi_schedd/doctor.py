@@ -48,7 +48,6 @@ class Context:
     now: datetime
     platform: svc.Platform | None
     service: svc.InstalledService | None = None
-    service_text: str | None = None
     agent_tasks: int = 0
     config: DaemonConfig | None = None
     config_ok: bool = True

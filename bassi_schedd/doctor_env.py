@@ -30,7 +30,7 @@ def check_service(ctx: Context) -> list[Check]:
         return [Check("warn", "service", f"not installed ({path})", "bassi-schedd install")]
     except (OSError, UnicodeDecodeError) as e:
         return [Check("fail", "service", f"cannot read {path}: {e}", "bassi-schedd install")]
-    ctx.service, ctx.service_text = svc.parse_installed(ctx.platform, text), text
+    ctx.service = svc.parse_installed(ctx.platform, text)
     installed = ctx.service
     python = os.path.abspath(sys.executable)
     home = installed.env.get("BASSI_HOME")

@@ -75,9 +75,6 @@ class TaskSpec:
     def is_agent(self) -> bool:
         return self.command is None
 
-    def env_dict(self) -> dict[str, str]:
-        return dict(self.env)
-
     def prompt_text(self) -> str:
         """The raw prompt (before templating); reads ``prompt_file`` now so edits apply."""
         if self.prompt is not None:

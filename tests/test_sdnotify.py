@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -112,4 +114,25 @@ def test_the_daemon_speaks_the_protocol(short_tmp: Path, daemon: Callable[..., D
         while b"STOPPING=1" not in seen:
             seen.append(sock.recv(4096))
         assert set(seen) <= {b"WATCHDOG=1", b"STOPPING=1"}
+        assert d.proc.wait(timeout=30) == 0
+
+
+def test_watchdog_pings_come_at_half_a_short_period(
+    short_tmp: Path, daemon: Callable[..., DaemonProc]
+) -> None:
+    """With WatchdogSec=2s (WATCHDOG_USEC) an idle daemon pings every second, not every 30 s."""
+
+    path = short_tmp / "notify"
+    with _receiver(str(path)) as sock:
+        sock.settimeout(30)
+        d = daemon(env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"})
+        assert sock.recv(4096) == b"READY=1"
+        sock.settimeout(5)
+        stamps = []
+        while len(stamps) < 5:
+            if sock.recv(4096) == b"WATCHDOG=1":
+                stamps.append(time.monotonic())
+        gaps_s = [b - a for a, b in itertools.pairwise(stamps)]
+        assert max(gaps_s) < 1.6, gaps_s  # 1 s plus scheduling slack, well inside the 2 s limit
+        d.signal(signal.SIGTERM)
         assert d.proc.wait(timeout=30) == 0

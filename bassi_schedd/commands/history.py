@@ -20,7 +20,6 @@ from bassi_schedd.status import open_state
 from bassi_schedd.taskfile import NAME_RE
 
 MAX_N = 100_000
-RATED = ("success", "failed", "timeout")  # the outcomes a success rate is made of
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from croniter import croniter
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bassi_schedd import schedule as sched_mod
@@ -780,3 +780,53 @@ def test_dst_rules_match_brute_force(
     after = utc(at) + timedelta(minutes=start_min)
     until = after + timedelta(minutes=length_min)
     assert times(expr, zone, after, until) == oracle(expr, zone, after, until)
+
+
+DUE_SCHEDULES = st.one_of(
+    CRON,
+    st.integers(1, 600).map(lambda n: f"every {n}m"),
+    st.sampled_from(["@hourly", "@daily", "weekdays 02:30", "monthly 31 01:30", "sunday 02:00"]),
+)
+DST_ZONES = ["Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "UTC"]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    text=DUE_SCHEDULES,
+    zone_name=st.sampled_from(DST_ZONES),
+    start=st.datetimes(datetime(2026, 1, 1), datetime(2027, 12, 31)),
+    # Steps of whole minutes land windows exactly on scheduled instants (the (after, until]
+    # edges); steps of 7 s land between them.
+    unit_s=st.sampled_from([7, 60]),
+    steps=st.lists(
+        st.tuples(st.one_of(st.integers(1, 5), st.integers(1, 240)), st.booleans()),
+        min_size=1,
+        max_size=40,
+    ),
+)
+@example(  # nothing due until a window ends exactly on the next time
+    text="*/5 * * * *",
+    zone_name="UTC",
+    start=datetime(2026, 1, 1, 10),
+    unit_s=60,
+    steps=[(1, False)] * 6,
+)
+def test_due_cache_answers_every_window_like_scheduled_times(
+    text: str, zone_name: str, start: datetime, unit_s: int, steps: list[tuple[int, bool]]
+) -> None:
+    """The daemon's memo, driven as the scheduler drives it: `after` moves on when something was
+    due (or at random), `until` moves forward by seconds to hours."""
+    try:
+        s = parse_schedule(text)
+    except ScheduleError:
+        return  # impossible dates such as 31 February
+    zone, cache = ZoneInfo(zone_name), DueCache()
+    after = until = start.replace(second=0, microsecond=0, tzinfo=UTC)
+    for step, move_anyway in steps:
+        until += timedelta(seconds=step * unit_s)
+        got = cache.due("k", s, zone, after, until, limit=1000)
+        want = scheduled_times(s, zone, after, until, limit=1000)
+        # isoformat, not ==: equal wall times of the repeated fall-back hour differ by offset.
+        assert [t.isoformat() for t in got] == [t.isoformat() for t in want]
+        if got or move_anyway:
+            after = until

@@ -15,6 +15,7 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
+from bassi_schedd.errors import UserError
 from bassi_schedd.paths import FILE_MODE, make_private_dir
 from bassi_schedd.records import (
     NewRun,
@@ -27,7 +28,16 @@ from bassi_schedd.records import (
 )
 from bassi_schedd.schema import ID_TRIES, INSERT_RUN, MIGRATIONS, SCHEMA_VERSION, run_values
 
-__all__ = ["SCHEMA_VERSION", "NewRun", "RunRow", "StateDB", "TaskSummary", "from_db", "to_db"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "NewRun",
+    "RunRow",
+    "StateDB",
+    "StateDBError",
+    "TaskSummary",
+    "from_db",
+    "to_db",
+]
 
 STOPPING = "stopping: "  # detail prefix of a run the daemon was stopping (timeout, replaced)
 FINISHED = ("success", "failed", "timeout", "replaced", "interrupted", "lost")
@@ -50,6 +60,10 @@ def _insert_run(
     raise sqlite3.IntegrityError(f"no free run id like {run_id} after {ID_TRIES} tries")
 
 
+class StateDBError(UserError):
+    """The state database cannot be used; the message is one sentence naming the file."""
+
+
 class StateDB:
     """A connection to ``state.db``; not shared between threads."""
 
@@ -59,21 +73,39 @@ class StateDB:
 
     @classmethod
     def open(cls, path: Path, *, timeout_s: float = 10.0) -> StateDB:
-        """Open (creating and migrating as needed) the state DB at ``path``."""
-        make_private_dir(path.parent)
-        if not path.exists():
-            path.touch(mode=FILE_MODE)
-        conn = sqlite3.connect(
-            str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False
-        )
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL is durable across process crashes in WAL mode; only power loss can drop
-        # the last commits, which the at-most-once rule tolerates (it re-checks nothing twice).
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA foreign_keys=ON")
-        db = cls(conn, path)
-        db._migrate()
+        """Open (creating and migrating as needed) the state DB at ``path``.
+
+        Raises StateDBError (one sentence naming the file) when it is damaged, unreadable,
+        locked for longer than ``timeout_s`` or written by a newer version.
+        """
+        try:
+            make_private_dir(path.parent)
+            if not path.exists():
+                path.touch(mode=FILE_MODE)
+            conn = sqlite3.connect(
+                str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False
+            )
+        except (sqlite3.Error, OSError) as e:
+            raise StateDBError(f"cannot read the state database {path}: {e}") from None
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable across process crashes in WAL mode; only power loss can drop
+            # the last commits, which the at-most-once rule tolerates (it re-checks nothing twice).
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            db = cls(conn, path)
+            db._migrate()
+        except sqlite3.DatabaseError as e:
+            conn.close()
+            hint = " (if it is damaged, move it aside: a new one starts an empty history)"
+            locked = isinstance(e, sqlite3.OperationalError)
+            raise StateDBError(
+                f"cannot read the state database {path}: {e}{'' if locked else hint}"
+            ) from None
+        except StateDBError:
+            conn.close()
+            raise
         return db
 
     def close(self) -> None:
@@ -94,8 +126,9 @@ class StateDB:
         with self.tx() as c:
             version = c.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise RuntimeError(
-                    f"{self.path} was written by a newer bassi-schedd (schema {version})"
+                raise StateDBError(
+                    f"the state database {self.path} was written by a newer bassi-schedd "
+                    f"(schema {version}); upgrade bassi-schedd to use it"
                 )
             for v in range(version + 1, SCHEMA_VERSION + 1):
                 for stmt in MIGRATIONS[v].split(";"):

@@ -29,10 +29,7 @@ def open_state(home: Home) -> StateDB | None:
     """The state DB, or None when no daemon has ever created it; UserError when unreadable."""
     if not home.state_db.exists():
         return None
-    try:
-        return StateDB.open(home.state_db)
-    except (sqlite3.Error, OSError, RuntimeError) as e:
-        raise UserError(f"cannot read the state database {home.state_db}: {e}") from None
+    return StateDB.open(home.state_db)  # StateDBError: one sentence naming the file
 
 
 @dataclass(frozen=True)

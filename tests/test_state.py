@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bassi_schedd.paths import Home
-from bassi_schedd.state import SCHEMA_VERSION, NewRun, StateDB, from_db, to_db
+from bassi_schedd.state import SCHEMA_VERSION, NewRun, StateDB, StateDBError, from_db, to_db
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -39,8 +39,20 @@ def test_schema_is_versioned_and_wal(db: StateDB, home: Home) -> None:
 def test_newer_schema_is_refused(db: StateDB, home: Home) -> None:
     db.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     db.close()
-    with pytest.raises(RuntimeError, match="newer bassi-schedd"):
+    with pytest.raises(StateDBError, match=r"newer bassi-schedd .*; upgrade bassi-schedd"):
         StateDB.open(home.state_db)
+
+
+def test_a_damaged_file_is_one_sentence_with_the_way_out(home: Home) -> None:
+    home.state_db.parent.mkdir(parents=True, exist_ok=True)
+    home.state_db.write_bytes(b"not sqlite at all " * 100)
+    with pytest.raises(StateDBError) as e:
+        StateDB.open(home.state_db)
+    assert str(e.value) == (
+        f"cannot read the state database {home.state_db}: file is not a database "
+        "(if it is damaged, move it aside: a new one starts an empty history)"
+    )
+    assert home.state_db.read_bytes().startswith(b"not sqlite")  # nothing overwritten
 
 
 def test_one_live_row_per_scheduled_time(db: StateDB) -> None:

@@ -121,13 +121,22 @@ def test_with_a_running_daemon_and_after_it_was_killed(
         os.killpg(int(row["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
 
 
-def test_unreadable_state_is_one_sentence(home: Home, cli: Cli) -> None:
+def test_unreadable_state_is_one_sentence(home: Home, cli: Cli, write_task) -> None:
+    write_task("t", YEARLY + 'command = ["/bin/true"]\n')
     home.state_db.write_bytes(b"this is not sqlite" * 100)
-    for args in (("status",), ("status", "--json"), ("history",)):
+    # Readers, the daemon itself and a foreground run all stop with the same sentence.
+    for args in (
+        ("status",),
+        ("status", "--json"),
+        ("history",),
+        ("run", "--once"),
+        ("execute", "t"),
+    ):
         r = cli(*args)
-        assert r.returncode == 1
-        assert r.stderr.startswith("bassi-schedd: cannot read the state database")
-        assert r.stderr.count("\n") == 1
+        assert r.returncode == 1, args
+        assert r.stderr.startswith("bassi-schedd: cannot read the state database"), r.stderr
+        assert r.stderr.count("\n") == 1, r.stderr
+    assert home.state_db.read_bytes().startswith(b"this is not sqlite")
 
 
 def test_bad_schedd_toml_is_reported_not_fatal(home: Home, cli: Cli, write_task) -> None:

@@ -131,7 +131,7 @@ def find_run_dir(home: Home, run: str) -> Path | None:
 def _run_dir_from_history(home: Home, run_id: str) -> Path | None:
     if not home.state_db.is_file():
         return None
-    from bassi_schedd.state import StateDB
+    from bassi_schedd.state import StateDB, StateDBError
 
     try:
         db = StateDB.open(home.state_db)
@@ -139,7 +139,7 @@ def _run_dir_from_history(home: Home, run_id: str) -> Path | None:
             row = db.get_run(run_id)
         finally:
             db.close()
-    except (sqlite3.Error, OSError):
+    except (StateDBError, sqlite3.Error, OSError):
         return None
     return Path(row.run_dir) if row is not None and row.run_dir else None
 

@@ -97,7 +97,7 @@ def set_enabled(home: Home, name: str, enabled: bool) -> int:
 def _running_runs(home: Home, name: str) -> list[str]:
     if not home.state_db.exists():
         return []
-    from bassi_schedd.state import StateDB
+    from bassi_schedd.state import StateDB, StateDBError
 
     try:
         db = StateDB.open(home.state_db)
@@ -105,7 +105,7 @@ def _running_runs(home: Home, name: str) -> list[str]:
             return [r.run_id for r in db.runs_with_status("running") if r.task == name]
         finally:
             db.close()
-    except (sqlite3.Error, OSError, RuntimeError):
+    except (StateDBError, sqlite3.Error, OSError):
         return []  # only a courtesy note: the pause itself is done
 
 

@@ -43,7 +43,7 @@ def _summaries(home: Home) -> dict[str, Any]:
     """Per-task state from the daemon's DB; empty when there is none (yet) or it is unreadable."""
     if not home.state_db.exists():
         return {}
-    from bassi_schedd.state import StateDB
+    from bassi_schedd.state import StateDB, StateDBError
 
     try:
         db = StateDB.open(home.state_db)
@@ -51,7 +51,7 @@ def _summaries(home: Home) -> dict[str, Any]:
             return dict(db.task_summaries())
         finally:
             db.close()
-    except (sqlite3.Error, OSError) as e:
+    except (StateDBError, sqlite3.Error, OSError) as e:
         print(
             f"bassi-schedd: cannot read {home.state_db} ({e}); last status not shown",
             file=sys.stderr,

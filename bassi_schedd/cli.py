@@ -126,3 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:
+        # Last resort for file trouble a command did not foresee: one sentence, not a traceback.
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"bassi-schedd: {e.strerror or e}{where}", file=sys.stderr)
+        return 1

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bassi_schedd.errors import UserError
+
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -52,10 +54,16 @@ class Home:
         """Folder of one run: runs/NAME/RUN_ID."""
         return self.runs_dir / task / run_id
 
-    def ensure(self) -> None:
-        """Create the folders (0700) that a daemon or a run needs."""
-        for d in (self.root, self.tasks_dir, self.schedd_dir, self.logs_dir, self.runs_dir):
-            make_private_dir(d)
+    def ensure(self, *folders: Path) -> None:
+        """Create the root and ``folders`` (default: all a daemon needs), 0700; UserError if not."""
+        wanted = folders or (self.tasks_dir, self.schedd_dir, self.logs_dir, self.runs_dir)
+        for d in (self.root, *wanted):
+            try:
+                make_private_dir(d)
+            except OSError as e:
+                raise UserError(
+                    f"cannot create the folder {d} (BASSI_HOME {self.root}): {e.strerror or e}"
+                ) from None
 
 
 def resolve_home(cli_home: str | None = None) -> Home:

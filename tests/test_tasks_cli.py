@@ -299,3 +299,43 @@ def test_new_usage_errors_write_nothing(
     assert r.returncode == 2, r.stderr
     assert_one_line_error(r.stderr, *fragments)
     assert list(home.tasks_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("run", "--once"), ("new", "x", "--schedule", "@daily", "--command", "true")],
+    ids=["run", "new"],
+)
+def test_a_home_that_cannot_be_created_is_one_sentence(
+    home: Home, cli, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    r = cli("--home", str(blocker / "home"), *args)
+    assert r.returncode == 1
+    assert r.stderr == (
+        f"bassi-schedd: cannot create the folder {blocker / 'home'} "
+        f"(BASSI_HOME {blocker / 'home'}): Not a directory\n"
+    )
+
+
+def test_unforeseen_file_trouble_is_one_sentence_naming_the_file() -> None:
+    from bassi_schedd import cli as cli_mod
+
+    def boom(args: object, home: object) -> int:
+        raise PermissionError(13, "Permission denied", "/some/where/schedd.toml")
+
+    import contextlib
+    import io
+    import types
+
+    fake = types.SimpleNamespace(main=boom)
+    err = io.StringIO()
+    with (
+        pytest.MonkeyPatch.context() as mp,
+        contextlib.redirect_stderr(err),
+    ):
+        mp.setattr(cli_mod.importlib, "import_module", lambda name: fake)
+        rc = cli_mod.main(["list"])
+    assert rc == 1
+    assert err.getvalue() == "bassi-schedd: Permission denied (/some/where/schedd.toml)\n"

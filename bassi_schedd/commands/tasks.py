@@ -15,7 +15,7 @@ from typing import Any
 from bassi_schedd.config import config_from_dict, load_config, system_timezone
 from bassi_schedd.errors import TaskFileError, UsageError, UserError
 from bassi_schedd.loader import TaskLoader
-from bassi_schedd.paths import FILE_MODE, Home, make_private_dir
+from bassi_schedd.paths import FILE_MODE, Home
 from bassi_schedd.schedule import next_times
 from bassi_schedd.spec import DaemonConfig, TaskSpec
 from bassi_schedd.taskfile import NAME_RE, is_task_file_name, load_task_file, task_from_text
@@ -278,8 +278,7 @@ def cmd_new(args: argparse.Namespace, home: Home) -> int:
         spec = task_from_text(path, text, config, base_dir=home.tasks_dir, locate_lines=False)
     except TaskFileError as e:
         raise UsageError(f"cannot create task '{name}': {e}") from None
-    make_private_dir(home.root)
-    make_private_dir(home.tasks_dir)
+    home.ensure(home.tasks_dir)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     except FileExistsError:

@@ -1,16 +1,22 @@
-"""The state store's schema and the statement that enforces "each scheduled time once".
+"""The state store's file: opening, the schema and its migrations, inserting a run row.
 
 A partial unique index allows each (task, scheduled_for) at most one live disposition row
 (queued, running, finished, missed, coalesced, skipped); only rows that ended `interrupted` or
 `lost` may be followed by a second one (the catch-up of that time). Migrations are keyed by the
-version they produce and run in order on open.
+version they produce and run in order on open. A file that cannot be used (damaged, locked too
+long, from a newer version) is a StateDBError: one sentence naming it, never overwritten.
 """
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
-from bassi_schedd.records import NewRun, to_db
+from bassi_schedd.errors import UserError
+from bassi_schedd.paths import FILE_MODE, make_private_dir
+from bassi_schedd.records import NewRun, reroll_run_id, to_db
 
 SCHEMA_VERSION = 1
 
@@ -87,3 +93,76 @@ def run_values(r: NewRun, run_id: str, now: datetime) -> tuple[object, ...]:
         to_db(now),
         r.detail,
     )
+
+
+class StateDBError(UserError):
+    """The state database cannot be used; the message is one sentence naming the file."""
+
+
+def connect(path: Path, timeout_s: float) -> sqlite3.Connection:
+    """A connection to the state DB at ``path``, created and migrated as needed (WAL)."""
+    try:
+        make_private_dir(path.parent)
+        if not path.exists():
+            path.touch(mode=FILE_MODE)
+        conn = sqlite3.connect(
+            str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False
+        )
+    except (sqlite3.Error, OSError) as e:
+        raise StateDBError(f"cannot read the state database {path}: {e}") from None
+    try:
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable across process crashes in WAL mode; only power loss can drop
+        # the last commits, which the at-most-once rule tolerates (it re-checks nothing twice).
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        _migrate(conn, path)
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        hint = " (if it is damaged, move it aside: a new one starts an empty history)"
+        locked = isinstance(e, sqlite3.OperationalError)
+        raise StateDBError(
+            f"cannot read the state database {path}: {e}{'' if locked else hint}"
+        ) from None
+    except StateDBError:
+        conn.close()
+        raise
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StateDBError(
+                f"the state database {path} was written by a newer bassi-schedd "
+                f"(schema {version}); upgrade bassi-schedd to use it"
+            )
+        for v in range(version + 1, SCHEMA_VERSION + 1):
+            for stmt in MIGRATIONS[v].split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version = {v}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def insert_run(
+    c: sqlite3.Connection,
+    sql: str,
+    run_id: str,
+    params_for: Callable[[str], tuple[object, ...]],
+) -> tuple[str, int]:
+    """Run one insert of a run row, re-drawing a taken run id; return (id used, rows inserted)."""
+    for _ in range(ID_TRIES):
+        try:
+            return run_id, c.execute(sql, params_for(run_id)).rowcount
+        except sqlite3.IntegrityError as e:
+            if "UNIQUE constraint failed: runs.run_id" not in str(e):
+                raise
+            run_id = reroll_run_id(run_id)
+    raise sqlite3.IntegrityError(f"no free run id like {run_id} after {ID_TRIES} tries")

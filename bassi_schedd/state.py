@@ -15,18 +15,22 @@ from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from bassi_schedd.errors import UserError
-from bassi_schedd.paths import FILE_MODE, make_private_dir
 from bassi_schedd.records import (
     NewRun,
     RunRow,
     TaskSummary,
     from_db,
-    reroll_run_id,
     row_to_run,
     to_db,
 )
-from bassi_schedd.schema import ID_TRIES, INSERT_RUN, MIGRATIONS, SCHEMA_VERSION, run_values
+from bassi_schedd.schema import (
+    INSERT_RUN,
+    SCHEMA_VERSION,
+    StateDBError,
+    connect,
+    insert_run,
+    run_values,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -43,27 +47,6 @@ STOPPING = "stopping: "  # detail prefix of a run the daemon was stopping (timeo
 FINISHED = ("success", "failed", "timeout", "replaced", "interrupted", "lost")
 
 
-def _insert_run(
-    c: sqlite3.Connection,
-    sql: str,
-    run_id: str,
-    params_for: Callable[[str], tuple[object, ...]],
-) -> tuple[str, int]:
-    """Run one insert of a run row, re-drawing a taken run id; return (id used, rows inserted)."""
-    for _ in range(ID_TRIES):
-        try:
-            return run_id, c.execute(sql, params_for(run_id)).rowcount
-        except sqlite3.IntegrityError as e:
-            if "UNIQUE constraint failed: runs.run_id" not in str(e):
-                raise
-            run_id = reroll_run_id(run_id)
-    raise sqlite3.IntegrityError(f"no free run id like {run_id} after {ID_TRIES} tries")
-
-
-class StateDBError(UserError):
-    """The state database cannot be used; the message is one sentence naming the file."""
-
-
 class StateDB:
     """A connection to ``state.db``; not shared between threads."""
 
@@ -78,35 +61,7 @@ class StateDB:
         Raises StateDBError (one sentence naming the file) when it is damaged, unreadable,
         locked for longer than ``timeout_s`` or written by a newer version.
         """
-        try:
-            make_private_dir(path.parent)
-            if not path.exists():
-                path.touch(mode=FILE_MODE)
-            conn = sqlite3.connect(
-                str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False
-            )
-        except (sqlite3.Error, OSError) as e:
-            raise StateDBError(f"cannot read the state database {path}: {e}") from None
-        try:
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL is durable across process crashes in WAL mode; only power loss can drop
-            # the last commits, which the at-most-once rule tolerates (it re-checks nothing twice).
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            db = cls(conn, path)
-            db._migrate()
-        except sqlite3.DatabaseError as e:
-            conn.close()
-            hint = " (if it is damaged, move it aside: a new one starts an empty history)"
-            locked = isinstance(e, sqlite3.OperationalError)
-            raise StateDBError(
-                f"cannot read the state database {path}: {e}{'' if locked else hint}"
-            ) from None
-        except StateDBError:
-            conn.close()
-            raise
-        return db
+        return cls(connect(path, timeout_s), path)
 
     def close(self) -> None:
         self.conn.close()
@@ -121,20 +76,6 @@ class StateDB:
             self.conn.execute("ROLLBACK")
             raise
         self.conn.execute("COMMIT")
-
-    def _migrate(self) -> None:
-        with self.tx() as c:
-            version = c.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StateDBError(
-                    f"the state database {self.path} was written by a newer bassi-schedd "
-                    f"(schema {version}); upgrade bassi-schedd to use it"
-                )
-            for v in range(version + 1, SCHEMA_VERSION + 1):
-                for stmt in MIGRATIONS[v].split(";"):
-                    if stmt.strip():
-                        c.execute(stmt)
-                c.execute(f"PRAGMA user_version = {v}")
 
     # -- meta ---------------------------------------------------------------------------------
 
@@ -211,9 +152,7 @@ class StateDB:
         """
         inserted: list[NewRun] = []
         for row in rows:
-            run_id, count = _insert_run(
-                c, INSERT_RUN, row.run_id, partial(run_values, row, now=now)
-            )
+            run_id, count = insert_run(c, INSERT_RUN, row.run_id, partial(run_values, row, now=now))
             if count:
                 inserted.append(replace(row, run_id=run_id))
         return inserted
@@ -335,7 +274,7 @@ class StateDB:
         """Record a run started with ``execute TASK``; return its id (re-drawn if taken)."""
         with self.tx() as c:
             self.first_seen(c, task, started_at)
-            run_id, _ = _insert_run(
+            run_id, _ = insert_run(
                 c,
                 "INSERT INTO runs (run_id, task, trigger, scheduled_for, started_at, status, "
                 "run_dir, pid, created_at) VALUES (?, ?, 'manual', ?, ?, 'running', ?, ?, ?)",

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bassi_schedd.paths import Home
-from bassi_schedd.state import SCHEMA_VERSION, NewRun, StateDB, StateDBError, from_db, to_db
+from bassi_schedd.state import NewRun, StateDB, from_db, to_db
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -25,34 +25,6 @@ def db(home: Home) -> StateDB:
 def insert(db: StateDB, *rows: NewRun) -> None:
     with db.tx() as c:
         db.insert_runs(c, rows, T0)
-
-
-def test_schema_is_versioned_and_wal(db: StateDB, home: Home) -> None:
-    assert db.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-    assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert oct(home.state_db.stat().st_mode & 0o777) == "0o600"
-    db.close()
-    again = StateDB.open(home.state_db)  # re-opening migrates nothing and keeps data
-    assert again.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
-
-
-def test_newer_schema_is_refused(db: StateDB, home: Home) -> None:
-    db.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    db.close()
-    with pytest.raises(StateDBError, match=r"newer bassi-schedd .*; upgrade bassi-schedd"):
-        StateDB.open(home.state_db)
-
-
-def test_a_damaged_file_is_one_sentence_with_the_way_out(home: Home) -> None:
-    home.state_db.parent.mkdir(parents=True, exist_ok=True)
-    home.state_db.write_bytes(b"not sqlite at all " * 100)
-    with pytest.raises(StateDBError) as e:
-        StateDB.open(home.state_db)
-    assert str(e.value) == (
-        f"cannot read the state database {home.state_db}: file is not a database "
-        "(if it is damaged, move it aside: a new one starts an empty history)"
-    )
-    assert home.state_db.read_bytes().startswith(b"not sqlite")  # nothing overwritten
 
 
 def test_one_live_row_per_scheduled_time(db: StateDB) -> None:

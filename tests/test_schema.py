@@ -1,0 +1,73 @@
+"""Opening the state file: creation, WAL, migrations, and the files it refuses in one sentence."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bassi_schedd.schema import SCHEMA_VERSION, StateDBError, connect
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "schedd" / "state.db"
+
+
+def test_a_new_file_is_private_versioned_and_wal(db_path: Path) -> None:
+    conn = connect(db_path, 1.0)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert oct(db_path.stat().st_mode & 0o777) == "0o600"
+    assert oct(db_path.parent.stat().st_mode & 0o777) == "0o700"
+    conn.execute("INSERT INTO meta (key, value) VALUES ('k', 'v')")
+    conn.close()
+    again = connect(db_path, 1.0)  # re-opening migrates nothing and keeps data
+    assert again.execute("SELECT value FROM meta WHERE key = 'k'").fetchone()[0] == "v"
+    again.close()
+
+
+def test_a_newer_schema_is_refused_and_left_alone(db_path: Path) -> None:
+    connect(db_path, 1.0).execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StateDBError) as e:
+        connect(db_path, 1.0)
+    assert str(e.value) == (
+        f"the state database {db_path} was written by a newer bassi-schedd "
+        f"(schema {SCHEMA_VERSION + 1}); upgrade bassi-schedd to use it"
+    )
+    check = sqlite3.connect(db_path)
+    assert check.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+    check.close()
+
+
+def test_a_damaged_file_is_one_sentence_with_the_way_out(db_path: Path) -> None:
+    db_path.parent.mkdir(parents=True)
+    db_path.write_bytes(b"not sqlite at all " * 100)
+    with pytest.raises(StateDBError) as e:
+        connect(db_path, 1.0)
+    assert str(e.value) == (
+        f"cannot read the state database {db_path}: file is not a database "
+        "(if it is damaged, move it aside: a new one starts an empty history)"
+    )
+    assert db_path.read_bytes().startswith(b"not sqlite")  # nothing overwritten
+
+
+def test_a_locked_file_is_one_sentence_without_the_damage_hint(db_path: Path) -> None:
+    connect(db_path, 1.0).close()
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StateDBError) as e:
+            connect(db_path, 0.2)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert str(e.value) == f"cannot read the state database {db_path}: database is locked"
+
+
+def test_a_folder_that_cannot_be_made_is_one_sentence(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(StateDBError, match=r"cannot read the state database .*Not a directory"):
+        connect(blocker / "schedd" / "state.db", 1.0)

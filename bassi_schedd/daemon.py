@@ -111,7 +111,7 @@ class Daemon:
         )
         self._reload(now)
         recover(self.home, self.sched, now)
-        self._notify("READY=1")
+        notify("READY=1")
         try:
             self._loop()
         finally:
@@ -161,7 +161,7 @@ class Daemon:
                 next_tick = _next_boundary(wall)
                 self._maybe_prune(mono)
             sched.service(now)
-            self._notify("WATCHDOG=1")
+            notify("WATCHDOG=1")
 
     def _maybe_prune(self, mono: float) -> None:
         """Run-folder retention, at start and then once an hour; history rows stay."""
@@ -263,13 +263,10 @@ class Daemon:
         if sched.notifier is not None:
             # `run --once` waits for its notifications (a notify program may take up to 30 s).
             sched.notifier.close(35.0 if self.once else 5.0)
-        self._notify("STOPPING=1")
+        notify("STOPPING=1")
         log.info("daemon.stop", pid=os.getpid(), signal=_signame(self.stop_signal))
         sched.db.close()
         self.lock.release()
-
-    def _notify(self, message: str) -> None:
-        notify(message)
 
 
 def _next_boundary(wall: float) -> float:

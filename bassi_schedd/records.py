@@ -14,12 +14,16 @@ from typing import Any
 
 def new_run_id(at: datetime) -> str:
     """Sortable id: the UTC second plus 6 random hex digits (unique enforced by the state store)."""
-    return f"{at.astimezone(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+    return f"{at.astimezone(UTC):%Y%m%dT%H%M%SZ}-{_random_part()}"
 
 
 def reroll_run_id(run_id: str) -> str:
     """The same id with a fresh random part, for when the first one was already taken."""
-    return f"{run_id.rpartition('-')[0]}-{secrets.token_hex(3)}"
+    return f"{run_id.rpartition('-')[0]}-{_random_part()}"
+
+
+def _random_part() -> str:
+    return secrets.token_hex(3)
 
 
 def to_db(dt: datetime | None) -> str | None:

@@ -27,7 +27,6 @@ from bassi_schedd.paths import Home
 from bassi_schedd.process import (
     become_subreaper,
     signal_run,
-    untracked_children,
 )
 from bassi_schedd.recovery import recover
 from bassi_schedd.runwatch import KILL_GRACE_S, wall_now
@@ -238,7 +237,7 @@ class Daemon:
         sched = self.sched
         mono = time.monotonic()
         if sched.active:  # orphans that hid their run's identity go down with the runs
-            sched.active[0].orphans |= untracked_children(sched.tracked_pids())
+            sched.active[0].orphans |= sched.orphans()
         for a in sched.active:
             a.terminate("interrupted", mono, KILL_GRACE_S)
         deadline = mono + KILL_GRACE_S + 2.0
@@ -258,7 +257,7 @@ class Daemon:
         # Leftovers of finished runs still in their grace period: none outlives the daemon.
         for pid, run_id, _, _ in sched.sweeps:
             signal_run(pid, run_id, signal.SIGKILL)
-        for pid in untracked_children(sched.tracked_pids()):
+        for pid in sched.orphans():
             signal_run(pid, "", signal.SIGKILL)
         if sched.notifier is not None:
             # `run --once` waits for its notifications (a notify program may take up to 30 s).

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -47,8 +48,21 @@ class Children:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # Held from fork to registration: until a program is registered (and has exec'd, so its
+        # environment shows BASSI_EVENT) the daemon would take it for an orphan and sweep it.
+        self._starting = threading.Lock()
         self._pids: set[int] = set()
         self.abandoned = False
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[set[int]]:
+        """The running programs' pids, with no new program starting until the block ends."""
+        with self._starting:
+            yield self.pids()
+
+    def starting(self) -> threading.Lock:
+        """Hold while starting and registering a program (see ``held``)."""
+        return self._starting
 
     def add(self, pid: int) -> None:
         with self._lock:
@@ -113,7 +127,7 @@ def run_program(
         status_file, out_file = Path(tmp) / "status", Path(tmp) / "output"
         wrapped = ["/bin/sh", "-c", _WRAPPER, "bassi-notify", str(status_file), program, *argv[1:]]
         try:
-            with out_file.open("wb") as out:
+            with out_file.open("wb") as out, children.starting():
                 proc = subprocess.Popen(
                     wrapped,
                     stdin=subprocess.PIPE,
@@ -125,9 +139,9 @@ def run_program(
                     umask=0o077,
                     close_fds=True,
                 )
+                children.add(proc.pid)
         except OSError as e:
             return Outcome(False, f"cannot start {program}: {e.strerror or e}")
-        children.add(proc.pid)
         timed_out = False
         try:
             proc.communicate(stdin_data, timeout=limit_s)

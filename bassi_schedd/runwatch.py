@@ -6,9 +6,11 @@ dispatching on top. Nothing here sleeps: the daemon loop calls ``service`` when 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -58,15 +60,23 @@ class RunWatcher:
             with self.db.tx() as c:
                 self.db.set_stopping(c, a.run_id, reason)
         if len(self.active) == 1:
-            a.orphans |= untracked_children(self.tracked_pids())
+            a.orphans |= self.orphans()
         a.terminate(reason, mono, KILL_GRACE_S)
 
-    def tracked_pids(self) -> set[int]:
-        """Children the daemon started: run roots and notify programs."""
+    @contextlib.contextmanager
+    def tracked_pids(self) -> Iterator[set[int]]:
+        """Children the daemon started (run roots, notify programs); none starts meanwhile."""
         pids = {a.pid for a in self.active if a.popen is not None}
-        if self.notifier is not None:
-            pids |= self.notifier.children.pids()
-        return pids
+        if self.notifier is None:
+            yield pids
+            return
+        with self.notifier.children.held() as notify_pids:
+            yield pids | notify_pids
+
+    def orphans(self) -> set[int]:
+        """Live children of the daemon that it did not start: orphans re-parented to it."""
+        with self.tracked_pids() as tracked:
+            return untracked_children(tracked)
 
     def running_count(self) -> int:
         """Runs holding a slot: one being stopped does not, so `replace` never waits for it."""
@@ -97,11 +107,12 @@ class RunWatcher:
                 self.stop_run(a, "timeout", mono)
             a.kill_if_due(mono)
         self._sweep(mono)
-        reap_strays(self.tracked_pids())
+        with self.tracked_pids() as tracked:
+            reap_strays(tracked)
         if not self.active:
             # Nothing runs, so any orphan re-parented to us is a leftover of a finished run.
             swept = {pid for pid, *_ in self.sweeps}
-            for pid in untracked_children(self.tracked_pids()) - swept:
+            for pid in self.orphans() - swept:
                 self.sweeps.append((pid, "", mono + KILL_GRACE_S, False))
         # Also when nothing ended: a retry's or a jittered run's not-before time may have come.
         self.dispatch(now)

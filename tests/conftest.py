@@ -126,6 +126,21 @@ def wait_for(predicate: Callable[[], object], timeout: float = 20.0, every: floa
         time.sleep(every)
 
 
+def flag_value(argv: list[str], flag: str) -> str | None:
+    """The value of ``--flag VALUE`` or ``--flag=VALUE`` in a CLI argv (SDK releases differ)."""
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def has_flag(argv: list[str], flag: str) -> bool:
+    """True when ``flag`` appears in argv in either spelling."""
+    return any(arg == flag or arg.startswith(flag + "=") for arg in argv)
+
+
 class DaemonProc:
     """One ``bassi-schedd run`` subprocess with its output captured to files."""
 

@@ -11,7 +11,7 @@ import psutil
 from fake_claude import install
 
 from bassi_schedd.paths import Home
-from tests.conftest import Start, runs, wait_for
+from tests.conftest import Start, flag_value, runs, wait_for
 
 
 def agent_task(
@@ -54,7 +54,8 @@ def test_agent_run_records_cost_tokens_and_result(
     lines = (run_dir / "transcript.jsonl").read_text().splitlines()
     assert len(lines) >= 3 and all(json.loads(x) for x in lines)
     argv = json.loads(record.read_text())["argv"]
-    assert "claude-test-model" in argv and "3" in argv  # --model, --max-turns reached the CLI
+    assert flag_value(argv, "--model") == "claude-test-model"
+    assert flag_value(argv, "--max-turns") == "3"
     assert d.stop() == 0
 
 

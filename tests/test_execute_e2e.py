@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CLI, CliResult, base_env, db_rows, wait_for
+from conftest import CLI, CliResult, base_env, db_rows, flag_value, has_flag, wait_for
 from fake_claude import RESULT_TEXT, install, write_run_dir
 
 from bassi_schedd.paths import Home
@@ -90,8 +90,8 @@ def test_agent_options_reach_the_cli(tmp_path: Path, cli: Cli) -> None:
     rec = json.loads(record.read_text())
     argv = rec["argv"]
 
-    def value(flag: str) -> str:
-        return str(argv[argv.index(flag) + 1])
+    def value(flag: str) -> str | None:
+        return flag_value(argv, flag)
 
     assert value("--model") == "claude-sonnet-4-5"
     assert value("--max-turns") == "7"
@@ -100,8 +100,8 @@ def test_agent_options_reach_the_cli(tmp_path: Path, cli: Cli) -> None:
     assert value("--permission-mode") == "acceptEdits"
     # preset system prompt kept (no --system-prompt), ours appended
     assert value("--append-system-prompt") == "Write results to _RESULTS_FROM_AGENT/."
-    assert "--system-prompt" not in argv
-    assert "--setting-sources=user,project,local" in argv
+    assert not has_flag(argv, "--system-prompt")
+    assert value("--setting-sources") == "user,project,local"
     assert rec["cwd"] == str(work)
     init, user = rec["stdin"]
     assert init["type"] == "control_request" and init["request"]["subtype"] == "initialize"
@@ -115,10 +115,10 @@ def test_unset_agent_options_are_left_to_the_cli(tmp_path: Path, cli: Cli) -> No
     assert cli("execute", "--run-dir", str(run_dir)).returncode == 0
     argv = json.loads(record.read_text())["argv"]
     for flag in ("--model", "--max-turns", "--max-budget-usd", "--allowedTools"):
-        assert flag not in argv
+        assert not has_flag(argv, flag)
     for flag in ("--permission-mode", "--append-system-prompt", "--system-prompt"):
-        assert flag not in argv
-    assert "--setting-sources=user,project,local" in argv
+        assert not has_flag(argv, flag)
+    assert flag_value(argv, "--setting-sources") == "user,project,local"
 
 
 FAILURES = [

@@ -18,7 +18,7 @@ from bassi_schedd import policy
 from bassi_schedd.notify import Notifier
 from bassi_schedd.paths import Home
 from bassi_schedd.process import Active, create_time, spawn
-from bassi_schedd.records import iso_utc, new_run_id
+from bassi_schedd.records import iso_utc, new_run_id, to_db
 from bassi_schedd.rundir import child_argv, child_env, prepare_run_dir
 from bassi_schedd.runwatch import RunWatcher, wall_now
 from bassi_schedd.schedule import DueCache, scheduled_times
@@ -117,7 +117,7 @@ class Scheduler(RunWatcher):
             c.execute(
                 "INSERT INTO meta (key, value) VALUES ('last_tick', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (now.isoformat(),),
+                (to_db(now),),
             )
         for r in inserted:
             if r.status != "queued":

@@ -269,6 +269,7 @@ class StateDB:
         run_id: str,
         run_dir_for: Callable[[str], str],
         pid: int,
+        pid_create_time: float | None,
         started_at: datetime,
     ) -> str:
         """Record a run started with ``execute TASK``; return its id (re-drawn if taken)."""
@@ -277,7 +278,8 @@ class StateDB:
             run_id, _ = insert_run(
                 c,
                 "INSERT INTO runs (run_id, task, trigger, scheduled_for, started_at, status, "
-                "run_dir, pid, created_at) VALUES (?, ?, 'manual', ?, ?, 'running', ?, ?, ?)",
+                "run_dir, pid, pid_create_time, foreground, created_at) "
+                "VALUES (?, ?, 'manual', ?, ?, 'running', ?, ?, ?, 1, ?)",
                 run_id,
                 lambda rid: (
                     rid,
@@ -286,6 +288,7 @@ class StateDB:
                     to_db(started_at),
                     run_dir_for(rid),
                     pid,
+                    pid_create_time,
                     to_db(started_at),
                 ),
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -256,6 +257,16 @@ def test_stale_last_tick(setup: Setup, held_lock: PidLock) -> None:
     tick = line(r, "last tick")
     assert tick.startswith("fail  last tick: 10 min ago (") and "looks stuck" in tick
     assert fix_after(r, "last tick") == "systemctl --user restart bassi-schedd"
+
+
+def test_status_and_doctor_call_the_same_tick_stale(setup: Setup, held_lock: PidLock) -> None:
+    """One threshold: a tick 160 s old (between the old 150 s and 180 s limits) is stale for both,
+    and a 140 s old one for neither."""
+    for age_s, stale in ((160, True), (140, False)):
+        set_last_tick(setup.home, datetime.now(UTC) - timedelta(seconds=age_s))
+        status = json.loads(setup.run("status", "--json").stdout)
+        assert status["stale"] is stale
+        assert line(setup.doctor(), "last tick").startswith("fail" if stale else "ok")
 
 
 def test_no_tick_recorded(setup: Setup, held_lock: PidLock) -> None:

@@ -24,7 +24,7 @@ from typing import IO, Any, cast
 
 from bassi_schedd.errors import TaskFileError, UsageError, UserError
 from bassi_schedd.paths import FILE_MODE, Home, write_private_file
-from bassi_schedd.process import EXIT_CODE_FILE
+from bassi_schedd.process import EXIT_CODE_FILE, create_time
 from bassi_schedd.spec import TaskSpec
 
 KILL_GRACE_S = 10.0
@@ -105,6 +105,7 @@ def execute_task(home: Home, ref: str) -> int:
             new_run_id(now),
             lambda rid: str(home.run_dir(task.name, rid)),
             os.getpid(),
+            create_time(os.getpid()),
             now,
         )
         run_dir = home.run_dir(task.name, run_id)

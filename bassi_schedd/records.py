@@ -107,7 +107,6 @@ class TaskSummary:
     task: str
     last_status: str | None
     last_run_at: datetime | None
-    last_checked: datetime | None
     done: bool
     last_ok: bool | None
     paused: bool = False

@@ -65,7 +65,7 @@ class Scheduler(RunWatcher):
 
     # -- the tick -----------------------------------------------------------------------------
 
-    def tick(self, now: datetime, requests: bool = True) -> None:
+    def tick(self, now: datetime) -> None:
         """Record a disposition for every due time of every task, then start what can start."""
         checked = self.db.last_checked()
         summaries = self.db.task_summaries()
@@ -101,12 +101,11 @@ class Scheduler(RunWatcher):
             if spec.schedule.kind == "at" and due:
                 done.append(name)
         with self.db.tx() as c:
-            if requests:
-                for task, at in self.db.take_requests(c):
-                    if task in self.tasks:
-                        new_rows.append(
-                            NewRun(new_run_id(at), task, "manual", at, "queued", not_before=at)
-                        )
+            for task, at in self.db.take_requests(c):
+                if task in self.tasks:
+                    new_rows.append(
+                        NewRun(new_run_id(at), task, "manual", at, "queued", not_before=at)
+                    )
             inserted = self.db.insert_runs(c, new_rows, now)
             for name, until in advanced.items():
                 self.db.set_last_checked(c, name, until)
@@ -268,7 +267,6 @@ class Scheduler(RunWatcher):
                 run_dir=run_dir,
                 deadline_mono=time.monotonic() + spec.timeout_s,
                 popen=popen,
-                extra={"attempt": row.attempt},
             )
         )
         latency_s = round((started - scheduled).total_seconds(), 3)

@@ -100,14 +100,13 @@ class StateDB:
         return {r[0]: datetime.fromisoformat(r[1]) for r in rows}
 
     def task_summaries(self) -> dict[str, TaskSummary]:
-        """Per-task summary: last status and time, last_checked, done."""
+        """Per-task summary: last status and time, done, paused."""
         out: dict[str, TaskSummary] = {}
         for r in self.conn.execute("SELECT * FROM task_state"):
             out[r["task"]] = TaskSummary(
                 task=r["task"],
                 last_status=r["last_status"],
                 last_run_at=from_db(r["last_run_at"]),
-                last_checked=from_db(r["last_checked"]),
                 done=bool(r["done"]),
                 last_ok=None if r["last_ok"] is None else bool(r["last_ok"]),
                 paused=bool(r["paused"]),

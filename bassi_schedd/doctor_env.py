@@ -14,7 +14,7 @@ from bassi_schedd import install as svc
 from bassi_schedd.doctor import Check, Context
 from bassi_schedd.errors import UserError
 from bassi_schedd.paths import Home
-from bassi_schedd.service_state import LockHolder, lock_holder, query_unit
+from bassi_schedd.service_state import Condition, LockHolder, lock_holder, query_unit
 
 CREDENTIAL_VARS = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
 PATH_TOOLS = ("bassi", "node", "claude")
@@ -103,7 +103,7 @@ def check_service_state(ctx: Context) -> list[Check]:
     return [Check("fail", name, detail, _state_fix(ctx, unit.condition, intruder))]
 
 
-def _state_fix(ctx: Context, condition: str, intruder: LockHolder | None) -> str:
+def _state_fix(ctx: Context, condition: Condition, intruder: LockHolder | None) -> str:
     manager = "systemd" if ctx.platform == "linux" else "launchd"
     if ctx.platform == "linux":
         restart = "systemctl --user restart bassi-schedd"

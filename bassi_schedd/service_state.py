@@ -195,6 +195,7 @@ class LockHolder:
 
 def lock_holder(home: Home) -> LockHolder | None:
     """The daemon holding ``home``'s lock, classified as ``status`` does; None when none runs."""
+    # Imported here: status pulls in the scheduling and state modules, needed only if one runs.
     from bassi_schedd.status import supervisor_of
 
     try:

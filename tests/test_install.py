@@ -552,7 +552,8 @@ def test_uninstall_failure_still_removes_and_says_so(
     run: Callable[..., CliResult], fake_env: Env
 ) -> None:
     assert run("install", BASSI_SCHEDD_PLATFORM="linux").returncode == 0
-    # disable --now reports the symlink it removed before the stop that failed
+    # disable --now reports the symlink it removed (as systemd 252 does) before the stop that
+    # failed (in systemctl's "Failed to <verb> <unit>: <reason>" form)
     stderr = DISABLE_NOW + "Failed to stop bassi-schedd.service: Connection timed out\n"
     r = run("uninstall", BASSI_SCHEDD_PLATFORM="linux", FAKE_FAIL="disable", FAKE_STDERR=stderr)
     assert r.returncode == 1

@@ -116,7 +116,8 @@ def launchctl_print(state: str, pid: int | None, runs: int, last_exit: str) -> s
 @pytest.mark.parametrize(
     ("stdout", "stderr", "expected"),
     [
-        # the bug: the first line is systemctl's note about the symlink it made
+        # systemctl lines below were captured in the same systemd 252 session.
+        # The bug: the first line is systemctl's note about the symlink it made.
         ("", ENABLE_NOW_LOCK_HELD, JOB_FAILED),
         ("", ENABLE_NOW_LOCK_HELD.split("\n", 1)[1], JOB_FAILED),  # `restart` prints no note
         (
@@ -135,6 +136,13 @@ def launchctl_print(state: str, pid: int | None, runs: int, last_exit: str) -> s
             "Failed to enable unit: Unit file nope.service does not exist",
         ),
         ("", BOOTSTRAP_EIO, "Bootstrap failed: 5: Input/output error"),
+        # the legacy `launchctl load` (e.g. sparkfabrik/sparkdock#151)
+        (
+            "",
+            "Load failed: 5: Input/output error\n"
+            "Try running `launchctl bootstrap` as root for richer errors.\n",
+            "Load failed: 5: Input/output error",
+        ),
         # the pointer alone is still better than nothing
         (
             "",

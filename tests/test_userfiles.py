@@ -363,3 +363,14 @@ def test_load_task_file_refuses_what_the_guard_refuses(home: Home) -> None:
     os.mkfifo(home.tasks_dir / "pipe.toml", 0o600)
     with pytest.raises(TaskFileError, match=r"pipe\.toml: is not a regular file \(a FIFO\)$"):
         load_task_file(home.tasks_dir / "pipe.toml", DaemonConfig(timezone="UTC"))
+
+
+def test_the_log_file_never_fails_on_a_name_that_is_not_utf8(tmp_path: Path) -> None:
+    from bassi_schedd.logfile import LogFile, render_json
+
+    log = LogFile(tmp_path / "schedd.log", max_bytes=1 << 20, backups=1, retry_s=1.0)
+    name = os.fsdecode(b"caf\xe9.toml")  # what a caller that forgot printable() would pass
+    assert log.write(render_json({"event": "task.invalid", "task": name})) is None
+    log.close()
+    (line,) = (tmp_path / "schedd.log").read_text(encoding="utf-8").splitlines()
+    assert json.loads(line)["task"] == name

@@ -7,7 +7,6 @@ import importlib.util
 import os
 import shutil
 import sys
-import tomllib
 from pathlib import Path
 
 from bassi_schedd import install as svc
@@ -239,9 +238,11 @@ def check_zone(ctx: Context) -> Check:
 
 
 def _zone_configured(home: Home) -> bool:
+    from bassi_schedd.tomlfile import read_checked_toml
+
     try:
-        return "timezone" in tomllib.loads(home.config_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return "timezone" in read_checked_toml(home.config_file)[0]
+    except UserError:
         return False
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from bassi_schedd import policy
+from bassi_schedd.errors import UserError
 from bassi_schedd.notify import Notifier
 from bassi_schedd.paths import Home
 from bassi_schedd.process import Active, create_time, spawn
@@ -240,6 +241,10 @@ class Scheduler(RunWatcher):
         except OSError as e:
             run_dir = self.home.run_dir(row.task, row.run_id)
             self.fail_to_start(row, started, run_dir, f"cannot prepare the run folder: {e}")
+            return
+        except UserError as e:  # the prompt file went bad after the task was loaded
+            run_dir = self.home.run_dir(row.task, row.run_id)
+            self.fail_to_start(row, started, run_dir, str(e))
             return
         with self.db.tx() as c:
             self.db.mark_started(c, row.run_id, started, str(run_dir), None, None)

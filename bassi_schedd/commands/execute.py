@@ -81,6 +81,11 @@ def _load(home: Home, ref: str) -> tuple[Any, TaskSpec]:
     path = Path(ref).expanduser() if ref.endswith(".toml") else home.tasks_dir / f"{ref}.toml"
     if not path.is_file():
         raise UsageError(f"no task named '{ref}' (no file {path})")
+    from bassi_schedd.taskfile import tasks_dir_error
+
+    folder_error = tasks_dir_error(home.tasks_dir)
+    if folder_error is not None and path.parent.resolve() == home.tasks_dir.resolve():
+        raise folder_error
     try:
         config = load_config(home)
         return config, load_task_file(path, config)

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
+from bassi_schedd import limits
 from bassi_schedd.errors import TaskFileError
 from bassi_schedd.paths import Home
 from bassi_schedd.spec import DaemonConfig
 from bassi_schedd.tomlfile import FieldError, file_error, read_checked_toml
 from bassi_schedd.validate import (
     check_argv,
+    check_count,
     check_env_names,
-    check_int,
     check_notify,
+    check_size,
     check_url,
     check_zone,
-    describe,
     is_zone,
     reject_unknown,
 )
@@ -35,10 +35,6 @@ CONFIG_KEYS = (
     "notify",
     "healthcheck_url",
 )
-
-_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B|B)?\s*$", re.IGNORECASE)
-_SIZE_UNIT = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
-MIN_LOG_BYTES = 4096
 
 
 def system_timezone() -> str:
@@ -76,25 +72,6 @@ def _zone_from_path(value: str) -> str | None:
     return value or None
 
 
-def parse_size_bytes(value: object, key: str) -> int:
-    """A byte count: an integer or a string like "10MB", "512KB", "1GB" (units of 1024)."""
-    if isinstance(value, bool) or not isinstance(value, int | str):
-        raise FieldError(
-            key, f'must be a size like "10MB" or a number of bytes, got {describe(value)}'
-        )
-    if isinstance(value, int):
-        size = value
-    else:
-        m = _SIZE.match(value)
-        if not m:
-            raise FieldError(key, f'must be a size like "10MB", "512KB" or "1GB", got {value!r}')
-        unit = (m.group(2) or "").lower().replace("ib", "b")
-        size = int(m.group(1)) * _SIZE_UNIT[unit]
-    if size < MIN_LOG_BYTES:
-        raise FieldError(key, f"must be at least {MIN_LOG_BYTES} bytes, got {value!r}")
-    return size
-
-
 def config_from_dict(data: dict[str, Any]) -> DaemonConfig:
     """Validate a parsed schedd.toml; raises :class:`FieldError` for the first bad key."""
     reject_unknown(data, CONFIG_KEYS)
@@ -103,19 +80,25 @@ def config_from_dict(data: dict[str, Any]) -> DaemonConfig:
         check_zone(data["timezone"], "timezone") if "timezone" in data else system_timezone()
     )
     if "max_concurrent" in data:
-        values["max_concurrent"] = check_int(data["max_concurrent"], "max_concurrent", 1, 1000)
+        values["max_concurrent"] = check_count(
+            data["max_concurrent"], "max_concurrent", limits.MAX_CONCURRENT
+        )
     if "runner" in data:
         values["runner"] = check_argv(data["runner"], "runner")
     if "pass_env" in data:
         values["pass_env"] = check_env_names(data["pass_env"], "pass_env")
     if "log_max_bytes" in data:
-        values["log_max_bytes"] = parse_size_bytes(data["log_max_bytes"], "log_max_bytes")
+        values["log_max_bytes"] = check_size(
+            data["log_max_bytes"], "log_max_bytes", limits.LOG_MAX_BYTES
+        )
     if "log_backups" in data:
-        values["log_backups"] = check_int(data["log_backups"], "log_backups", 1, 100)
+        values["log_backups"] = check_count(data["log_backups"], "log_backups", limits.LOG_BACKUPS)
     if "keep_runs_days" in data:
-        values["keep_runs_days"] = check_int(data["keep_runs_days"], "keep_runs_days", 1)
+        values["keep_runs_days"] = check_count(
+            data["keep_runs_days"], "keep_runs_days", limits.KEEP_RUNS_DAYS
+        )
     if "keep_runs" in data:
-        values["keep_runs"] = check_int(data["keep_runs"], "keep_runs", 1)
+        values["keep_runs"] = check_count(data["keep_runs"], "keep_runs", limits.KEEP_RUNS)
     if "notify" in data:
         values["notify"] = check_notify(data["notify"], "notify")
     if "healthcheck_url" in data:

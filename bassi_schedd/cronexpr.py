@@ -37,6 +37,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Validation guarantees a match exists; this only bounds iteration of hand-built schedules.
 _MAX_SEARCH_YEARS = 30
 _STEP = re.compile(r"/(\d+)")
+_LONG_NUMBER = re.compile(r"\d{5}")
 _RANDOM = re.compile(r"(?<![a-z])[hr](?![a-z])", re.IGNORECASE)  # not the h/r inside THU, MAR
 
 
@@ -199,6 +200,8 @@ def _ints(expanded: Sequence[object]) -> list[int]:
 def _check_field(index: int, field: str) -> None:
     """Validate one field alone so the message can name it."""
     name, _lo, _hi, count, shown = FIELDS[index]
+    if _LONG_NUMBER.search(field):  # int() (ours, croniter's) refuses thousands of digits
+        raise CronError(f"{name} must be {shown}")
     if _RANDOM.search(field):
         raise CronError(
             f"{name} field {field!r}: random (R) and hashed (H) values are not supported"

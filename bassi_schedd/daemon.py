@@ -222,7 +222,7 @@ class Daemon:
         if hup:
             log.info("daemon.reload", tasks=len(result.tasks), invalid=len(result.errors))
         self._register_secrets(result.tasks.values())
-        self.sched.set_tasks(dict(result.tasks), now)
+        self.sched.set_tasks(dict(result.tasks), now, errors)
 
     def _register_secrets(self, specs: object) -> None:
         from bassi_schedd.logs import register_secret_values

@@ -54,6 +54,8 @@ EVENTS = (
     "notify.skipped",
     "log.file_error",
     "log.dropped",
+    "run.output_trimmed",
+    "trigger.refused",
 )
 __all__ = ["EVENTS", "LEVELS", "LogFile", "configure_logging", "register_secret_values"]
 

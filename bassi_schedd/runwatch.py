@@ -18,7 +18,9 @@ from pathlib import Path
 import structlog
 
 from bassi_schedd import policy
+from bassi_schedd.limits import DEFAULT_MAX_OUTPUT_BYTES
 from bassi_schedd.notify import Notifier
+from bassi_schedd.outputcap import trim_output
 from bassi_schedd.process import (
     Active,
     reap_strays,
@@ -33,6 +35,8 @@ from bassi_schedd.state import NewRun, RunRow, StateDB
 log = structlog.get_logger()
 
 KILL_GRACE_S = 10.0
+# While runs go on, wake at least this often to keep their output.log under max_output.
+OUTPUT_CHECK_S = 5.0
 
 
 def wall_now() -> datetime:
@@ -107,6 +111,7 @@ class RunWatcher:
                 log.warning("run.timeout", task=a.task, run_id=a.run_id, pid=a.pid)
                 self.stop_run(a, "timeout", mono)
             a.kill_if_due(mono)
+            self.cap_output(a.task, a.run_id, a.run_dir, live=True)
         self._sweep(mono)
         with self.tracked_pids() as tracked:
             reap_strays(tracked)
@@ -151,6 +156,8 @@ class RunWatcher:
         run = self.db.get_run(run_id)
         if run is None:
             return
+        if run.run_dir:
+            self.cap_output(run.task, run_id, Path(run.run_dir), live=False)
         ended = wall_now()
         result = _read_result(Path(run.run_dir)) if run.run_dir else {}
         spec = self.tasks.get(run.task)
@@ -210,6 +217,23 @@ class RunWatcher:
                 retry_at=retry_at.isoformat(),
             )
 
+    def cap_output(self, task: str, run_id: str, run_dir: Path, *, live: bool) -> None:
+        """Trim a run's output.log to the task's max_output, keeping the tail.
+
+        ``live``: the run still writes, so trim only well over the cap (see outputcap.py), and
+        log only its first trim; the trim at the end logs the total removed."""
+        spec = self.tasks.get(task)
+        cap = spec.max_output_bytes if spec is not None else DEFAULT_MAX_OUTPUT_BYTES
+        trimmed = trim_output(run_dir / "output.log", cap, live=live)
+        if trimmed is not None and (trimmed.first or not live):
+            log.info(
+                "run.output_trimmed",
+                task=task,
+                run_id=run_id,
+                removed_bytes=trimmed.removed_bytes,
+                max_output_bytes=cap,
+            )
+
     def next_wakeup_mono(self, now: datetime) -> float | None:
         """The soonest monotonic instant something needs attention (timeouts, kills, queue)."""
         mono = time.monotonic()
@@ -221,6 +245,8 @@ class RunWatcher:
                 cands.append(mono + (row.not_before - now).total_seconds())
         if any(a.popen is None for a in self.active):
             cands.append(mono + 1.0)  # adopted runs are polled: no SIGCHLD tells us they ended
+        if self.active:
+            cands.append(mono + OUTPUT_CHECK_S)
         return min(cands) if cands else None
 
 

@@ -62,6 +62,13 @@ class Schedule:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# `at` must lie in these years: before 1970 is no time a daemon could have seen; the last one
+# keeps every `at` (any zone or offset, at most a day from UTC) before HORIZON.
+AT_YEARS = (1970, 9998)
+# No schedule yields a time at or after this: far enough from datetime.max (9999-12-31) that
+# converting a time to any zone, or adding a day of DST or jitter arithmetic, cannot overflow.
+HORIZON = datetime(9999, 1, 2, tzinfo=UTC)
+_TICK = timedelta(microseconds=1)
 _MACROS = {
     "@hourly": "0 * * * *",
     "@daily": "0 0 * * *",
@@ -80,6 +87,9 @@ _UNITS_S = {
 }
 _SECOND_UNITS = ("s", "sec", "secs", "second", "seconds")
 _MAX_EVERY_S = 3650 * 86400
+# Longer than any real one (every minute listed in every field is about 400 characters).
+MAX_SCHEDULE_CHARS = 1000
+MAX_AT_CHARS = 64
 _EVERY = re.compile(r"every\s+(\d+)\s*([a-z]+)")
 _HHMM = re.compile(r"(\d{1,2}):(\d{2})")
 _AT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
@@ -92,6 +102,7 @@ _FORMS += "'monday 09:00' or 'monthly 1 08:00'"
 
 def parse_schedule(text: str) -> Schedule:
     """Parse a ``schedule`` value: cron, @macro, ``every N{m,h,d}`` or an alias."""
+    _check_length(text, MAX_SCHEDULE_CHARS)
     words = text.split()
     if not words:
         raise ScheduleError("empty schedule")
@@ -124,14 +135,16 @@ def _parse_every(text: str) -> int:
             f"bad interval {text.strip()!r}: expected 'every N' and a unit m, h or d, "
             "e.g. 'every 15m'"
         )
-    n, unit = int(m.group(1)), m.group(2)
+    digits, unit = m.group(1).lstrip("0") or "0", m.group(2)
     if unit in _SECOND_UNITS:
         raise ScheduleError(f"bad interval {text.strip()!r}: seconds are not supported (min 1m)")
     if unit not in _UNITS_S:
         raise ScheduleError(f"bad interval {text.strip()!r}: unknown unit {unit!r} (use m, h or d)")
-    if n == 0:
+    if digits == "0":
         raise ScheduleError(f"bad interval {text.strip()!r}: the interval must be at least 1m")
-    if n * _UNITS_S[unit] > _MAX_EVERY_S:
+    # int() refuses thousands of digits; anything over 9 is far beyond the limit anyway.
+    n = int(digits) if len(digits) <= 9 else _MAX_EVERY_S
+    if len(digits) > 9 or n * _UNITS_S[unit] > _MAX_EVERY_S:
         raise ScheduleError(f"bad interval {text.strip()!r}: at most 3650d")
     return n * _UNITS_S[unit]
 
@@ -151,13 +164,14 @@ def _alias_cron(text: str, words: list[str]) -> str:
         return f"{minute} {hour} * * 1-5"
     if head in _DAY_NUMBERS:
         return f"{minute} {hour} * * {_DAY_NUMBERS[head]}"
-    if not words[1].isdigit() or not 1 <= int(words[1]) <= 31:
+    if re.fullmatch(r"[0-9]{1,2}", words[1]) is None or not 1 <= int(words[1]) <= 31:
         raise ScheduleError(f"bad schedule {text.strip()!r}: the day must be 1-31")
     return f"{minute} {hour} {int(words[1])} * *"
 
 
 def parse_at(text: str) -> Schedule:
     """Parse an ``at`` value (ISO date-time, local to the task zone) into a one-shot schedule."""
+    _check_length(text, MAX_AT_CHARS)
     s = text.strip().upper()
     if _AT.match(s) is None:
         raise ScheduleError(
@@ -167,7 +181,18 @@ def parse_at(text: str) -> Schedule:
         at = datetime.fromisoformat(s)
     except ValueError as e:
         raise ScheduleError(f"bad at time {text.strip()!r}: {e}") from None
+    if not AT_YEARS[0] <= at.year <= AT_YEARS[1]:
+        raise ScheduleError(
+            f"bad at time {text.strip()!r}: the year must be between {AT_YEARS[0]} and "
+            f"{AT_YEARS[1]}"
+        )
     return Schedule(text, "at", at=at)
+
+
+def _check_length(text: str, most: int) -> None:
+    # Messages quote the value: a hostile one must not flood the terminal or the log.
+    if len(text) > most:
+        raise ScheduleError(f"is {len(text)} characters long; at most {most} are allowed")
 
 
 # -- times --------------------------------------------------------------------------------------
@@ -177,7 +202,7 @@ def scheduled_times(
     schedule: Schedule, zone: ZoneInfo, after: datetime, until: datetime, limit: int | None = None
 ) -> list[datetime]:
     """Scheduled times in ``(after, until]``, ascending, aware in ``zone``; at most ``limit``."""
-    a, u = _utc(after, "after"), _utc(until, "until")
+    a, u = _utc(after, "after"), min(_utc(until, "until"), HORIZON - _TICK)
     if u <= a or (limit is not None and limit <= 0):
         return []
     if schedule.kind == "every":
@@ -203,7 +228,21 @@ def next_times(schedule: Schedule, zone: ZoneInfo, after: datetime, n: int) -> l
 
 
 def _instants(schedule: Schedule, zone: ZoneInfo, after: datetime) -> Iterator[datetime]:
-    """Every scheduled instant (UTC) strictly after UTC ``after``, ascending."""
+    """Every scheduled instant (UTC) strictly after UTC ``after`` and before ``HORIZON``.
+
+    Total: near the ends of the calendar the arithmetic may overflow, which only means there
+    are no more times (every caller reads "no next time" from an empty or short answer).
+    """
+    try:
+        for t in _raw_instants(schedule, zone, after):
+            if t >= HORIZON:
+                return
+            yield t
+    except OverflowError:
+        return
+
+
+def _raw_instants(schedule: Schedule, zone: ZoneInfo, after: datetime) -> Iterator[datetime]:
     if schedule.kind == "every":
         step = timedelta(seconds=_every_s(schedule))
         k = (after - _EPOCH) // step + 1

@@ -42,6 +42,7 @@ class Scheduler(RunWatcher):
     db: StateDB
     config: DaemonConfig
     tasks: dict[str, TaskSpec] = field(default_factory=dict)
+    task_errors: dict[str, str] = field(default_factory=dict)  # invalid files: name -> why
     active: list[Active] = field(default_factory=list)
     due_cache: DueCache = field(default_factory=DueCache)
     recovered: dict[str, list[datetime]] = field(default_factory=dict)
@@ -54,8 +55,12 @@ class Scheduler(RunWatcher):
 
     # -- tasks --------------------------------------------------------------------------------
 
-    def set_tasks(self, tasks: dict[str, TaskSpec], now: datetime) -> None:
-        """Adopt a new task set; a new task starts checking from the previous tick."""
+    def set_tasks(
+        self, tasks: dict[str, TaskSpec], now: datetime, errors: dict[str, str] | None = None
+    ) -> None:
+        """Adopt a new task set; a new task starts checking from the previous tick.
+
+        ``errors`` (invalid task files) only explains a trigger that cannot be honoured."""
         seen_from = self.prev_tick if self.prev_tick is not None and self.prev_tick < now else now
         with self.db.tx() as c:
             for name in tasks:
@@ -63,6 +68,7 @@ class Scheduler(RunWatcher):
         for name in self.tasks.keys() - tasks.keys():
             self.due_cache.forget(name)  # a changed schedule or zone the cache notices itself
         self.tasks = tasks
+        self.task_errors = dict(errors or {})
 
     # -- the tick -----------------------------------------------------------------------------
 
@@ -107,6 +113,9 @@ class Scheduler(RunWatcher):
                     new_rows.append(
                         NewRun(new_run_id(at), task, "manual", at, "queued", not_before=at)
                     )
+                else:
+                    why = self.task_errors.get(task, "no task file by that name")
+                    log.error("trigger.refused", task=task, requested_at=iso_utc(at), error=why)
             inserted = self.db.insert_runs(c, new_rows, now)
             for name, until in advanced.items():
                 self.db.set_last_checked(c, name, until)

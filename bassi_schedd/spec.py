@@ -11,6 +11,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from bassi_schedd.errors import UserError
+from bassi_schedd.limits import DEFAULT_MAX_OUTPUT_BYTES
 from bassi_schedd.schedule import Schedule
 from bassi_schedd.userfile import UnreadableFileError, read_user_text
 
@@ -62,6 +63,7 @@ class TaskSpec:
     retries: int = 0
     retry_delay_s: float = 60.0
     jitter_s: float = 0.0
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
     cwd: Path = field(default_factory=Path.home)
     env: tuple[tuple[str, str], ...] = ()
     command: tuple[str, ...] | None = None

@@ -9,6 +9,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, cast
 
+from bassi_schedd import limits
 from bassi_schedd.errors import TaskFileError, printable
 from bassi_schedd.schedule import Schedule, ScheduleError, parse_at, parse_schedule
 from bassi_schedd.spec import AgentOptions, DaemonConfig, OnMissed, Overlap, TaskSpec
@@ -19,10 +20,11 @@ from bassi_schedd.validate import (
     check_argv,
     check_bool,
     check_choice,
+    check_count,
     check_duration,
-    check_int,
     check_notify,
-    check_positive_number,
+    check_number,
+    check_size,
     check_str,
     check_str_list,
     check_table,
@@ -48,6 +50,7 @@ TASK_KEYS = (
     "retries",
     "retry_delay",
     "jitter",
+    "max_output",
     "cwd",
     "env",
     "command",
@@ -65,7 +68,6 @@ AGENT_KEYS = (
     "cli_path",
 )
 PERMISSION_MODES = ("default", "acceptEdits", "bypassPermissions", "plan", "dontAsk", "auto")
-MAX_RETRIES = 100
 
 
 def is_task_file_name(file_name: str) -> bool:
@@ -183,10 +185,10 @@ def _agent(value: object) -> AgentOptions:
         if key in table:
             opts[key] = check_str(table[key], f"agent.{key}", non_empty=key == "model")
     if "max_turns" in table:
-        opts["max_turns"] = check_int(table["max_turns"], "agent.max_turns", 1)
+        opts["max_turns"] = check_count(table["max_turns"], "agent.max_turns", limits.MAX_TURNS)
     if "max_budget_usd" in table:
-        opts["max_budget_usd"] = check_positive_number(
-            table["max_budget_usd"], "agent.max_budget_usd"
+        opts["max_budget_usd"] = check_number(
+            table["max_budget_usd"], "agent.max_budget_usd", limits.MAX_BUDGET_USD
         )
     if "allowed_tools" in table:
         opts["allowed_tools"] = check_str_list(
@@ -222,25 +224,27 @@ def task_from_dict(
     if "enabled" in data:
         values["enabled"] = check_bool(data["enabled"], "enabled")
     if "timeout" in data:
-        values["timeout_s"] = check_duration(data["timeout"], "timeout", allow_zero=False)
+        values["timeout_s"] = check_duration(data["timeout"], "timeout", limits.TIMEOUT)
     if "on_missed" in data:
         choice = check_choice(data["on_missed"], "on_missed", ("skip", "latest", "all"))
         values["on_missed"] = cast(OnMissed, choice)
     if "missed_deadline" in data:
         values["missed_deadline_s"] = check_duration(
-            data["missed_deadline"], "missed_deadline", allow_zero=False
+            data["missed_deadline"], "missed_deadline", limits.MISSED_DEADLINE
         )
     if "overlap" in data:
         choice = check_choice(data["overlap"], "overlap", ("skip", "queue", "replace", "allow"))
         values["overlap"] = cast(Overlap, choice)
     if "retries" in data:
-        values["retries"] = check_int(data["retries"], "retries", 0, MAX_RETRIES)
+        values["retries"] = check_count(data["retries"], "retries", limits.RETRIES)
     if "retry_delay" in data:
         values["retry_delay_s"] = check_duration(
-            data["retry_delay"], "retry_delay", allow_zero=True
+            data["retry_delay"], "retry_delay", limits.RETRY_DELAY
         )
     if "jitter" in data:
-        values["jitter_s"] = check_duration(data["jitter"], "jitter", allow_zero=True)
+        values["jitter_s"] = check_duration(data["jitter"], "jitter", limits.JITTER)
+    if "max_output" in data:
+        values["max_output_bytes"] = check_size(data["max_output"], "max_output", limits.MAX_OUTPUT)
     if "cwd" in data:
         values["cwd"] = _cwd(data["cwd"], deps)
     if "env" in data:

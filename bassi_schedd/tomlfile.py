@@ -116,6 +116,8 @@ def parse_toml(path: Path, text: str) -> dict[str, Any]:
         raise TaskFileError(str(path), f"is not valid TOML: {reason}", line=line) from None
     except RecursionError:
         raise _too_deep(path) from None
+    except ValueError:  # tomllib's int() refuses over 4300 digits (sys.get_int_max_str_digits)
+        raise TaskFileError(str(path), "holds a number too long to read") from None
     if _depth(data) > MAX_TOML_DEPTH:
         raise _too_deep(path)
     return data

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bassi_schedd.durations import parse_duration_s
+from bassi_schedd.limits import Limit
 from bassi_schedd.spec import NotifyEvent, NotifySpec
 from bassi_schedd.tomlfile import FieldError
 
@@ -89,26 +90,60 @@ def check_int(value: object, key: str, low: int, high: int | None = None) -> int
     return value
 
 
-def check_positive_number(value: object, key: str) -> float:
-    """A finite number greater than 0."""
+def check_count(value: object, key: str, limit: Limit) -> int:
+    """An integer inside ``limit``."""
+    return check_int(value, key, int(limit.low), int(limit.high))
+
+
+def check_number(value: object, key: str, limit: Limit) -> float:
+    """A finite number inside ``limit``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise FieldError(key, f"must be a number, got {describe(value)}")
-    if not math.isfinite(value) or value <= 0:
-        raise FieldError(key, f"must be a number greater than 0, got {value}")
+    if not math.isfinite(value) or not limit.allows(value):
+        raise FieldError(key, f"must be a number {limit.span()}, got {_short(value)}")
     return float(value)
 
 
-def check_duration(value: object, key: str, *, allow_zero: bool) -> float:
-    """A duration ("90s", "30m", "2h", "1d" or seconds), finite, > 0 unless ``allow_zero``."""
+def check_duration(value: object, key: str, limit: Limit) -> float:
+    """A duration ("90s", "30m", "2h", "1d" or seconds) inside ``limit``."""
     try:
         seconds = parse_duration_s(value)
     except ValueError as e:
         raise FieldError(key, str(e)) from None
-    if not math.isfinite(seconds):
-        raise FieldError(key, f"must be a finite duration, got {value}")
-    if seconds == 0 and not allow_zero:
-        raise FieldError(key, f"must be greater than 0, got {value!r}")
+    if not math.isfinite(seconds) or not limit.allows(seconds):
+        raise FieldError(key, f"must be {limit.span()}, got {_short(value)}")
     return seconds
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([KMG]i?B|B)?\s*$", re.IGNORECASE)
+_SIZE_UNIT = {"": 1, "b": 1, "kb": 1024, "mb": 1024**2, "gb": 1024**3}
+
+
+def check_size(value: object, key: str, limit: Limit) -> int:
+    """A byte count inside ``limit``: an integer or "10MB", "512KB", "1GB" (units of 1024)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise FieldError(
+            key, f'must be a size like "10MB" or a number of bytes, got {describe(value)}'
+        )
+    if isinstance(value, int):
+        size = value
+    else:
+        m = _SIZE.match(value)
+        if not m:
+            raise FieldError(key, f'must be a size like "10MB", "512KB" or "1GB", got {value!r}')
+        unit = (m.group(2) or "").lower().replace("ib", "b")
+        digits = m.group(1).lstrip("0") or "0"
+        # int() refuses very long digit strings (ValueError); such a size is out of range anyway.
+        size = int(digits) * _SIZE_UNIT[unit] if len(digits) <= 30 else 1 << 128
+    if not limit.allows(size):
+        raise FieldError(key, f"must be {limit.span()}, got {_short(value)}")
+    return size
+
+
+def _short(value: object) -> str:
+    """A value for a message: its repr, cut so a hostile file cannot flood the terminal."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def check_choice(value: object, key: str, choices: Collection[str]) -> str:

@@ -46,6 +46,7 @@ def test_full_example_from_the_spec(
         retries = 2
         retry_delay = "1m"
         jitter = 30
+        max_output = "2MB"
         cwd = "~/work"
         env = { REPORT_FORMAT = "short" }
         command = ["~/bin/backup.sh", "--quick"]
@@ -70,6 +71,7 @@ def test_full_example_from_the_spec(
     assert spec.timeout_s == 1800 and spec.missed_deadline_s == 86400
     assert (spec.on_missed, spec.overlap, spec.retries) == ("all", "queue", 2)
     assert (spec.retry_delay_s, spec.jitter_s) == (60, 30)
+    assert spec.max_output_bytes == 2 * 1024 * 1024
     assert spec.cwd == work
     assert spec.env == (("REPORT_FORMAT", "short"),)
     assert spec.command == (f"{tmp_path}/bin/backup.sh", "--quick")
@@ -96,6 +98,7 @@ def test_defaults(write_task: WriteTask) -> None:
         "skip",
     )
     assert spec.missed_deadline_s is None and spec.retries == 0 and spec.jitter_s == 0
+    assert spec.max_output_bytes == 10 * 1024 * 1024
     assert spec.cwd == Path.home() and spec.command is None and spec.is_agent
     assert spec.agent == AgentOptions() and spec.notify is None
 
@@ -158,19 +161,28 @@ CASES: list[tuple[str, str, str | None, int | None, str]] = [
         "does not exist",
     ),
     ("enabled", OK + 'enabled = "yes"\n', "enabled", 3, "must be true or false"),
-    ("timeout-zero", OK + "timeout = 0\n", "timeout", 3, "greater than 0"),
+    ("timeout-zero", OK + "timeout = 0\n", "timeout", 3, "must be between 1s and 30d, got 0"),
+    ("timeout-high", OK + 'timeout = "31d"\n', "timeout", 3, "between 1s and 30d, got '31d'"),
     ("timeout-words", OK + 'timeout = "5 minutes"\n', "timeout", 3, "expected a duration"),
-    ("timeout-inf", OK + "timeout = inf\n", "timeout", 3, "finite"),
+    ("timeout-inf", OK + "timeout = inf\n", "timeout", 3, "between 1s and 30d, got inf"),
+    ("timeout-nan", OK + "timeout = nan\n", "timeout", 3, "between 1s and 30d, got nan"),
+    ("timeout-huge", OK + f'timeout = "{"9" * 400}d"\n', "timeout", 3, "got '99999"),
     ("timeout-neg", OK + "timeout = -5\n", "timeout", 3, "negative"),
     ("on-missed", OK + 'on_missed = "newest"\n', "on_missed", 3, "must be one of"),
-    ("deadline", OK + 'missed_deadline = "0s"\n', "missed_deadline", 3, "greater than 0"),
+    ("deadline", OK + 'missed_deadline = "0s"\n', "missed_deadline", 3, "between 1s and 366d"),
+    ("deadline-high", OK + 'missed_deadline = "367d"\n', "missed_deadline", 3, "and 366d"),
     ("overlap", OK + 'overlap = "parallel"\n', "overlap", 3, "'skip', 'queue'"),
     ("retries-high", OK + "retries = 101\n", "retries", 3, "between 0 and 100"),
     ("retries-neg", OK + "retries = -1\n", "retries", 3, "between 0 and 100"),
     ("retries-float", OK + "retries = 1.5\n", "retries", 3, "must be an integer"),
     ("retries-bool", OK + "retries = true\n", "retries", 3, "must be an integer"),
     ("retry-delay", OK + 'retry_delay = "soon"\n', "retry_delay", 3, "expected a duration"),
+    ("retry-delay-high", OK + 'retry_delay = "2d"\n', "retry_delay", 3, "between 0s and 1d"),
     ("jitter", OK + "jitter = -1\n", "jitter", 3, "negative"),
+    ("jitter-high", OK + 'jitter = "99999999d"\n', "jitter", 3, "between 0s and 1d"),
+    ("max-output-low", OK + 'max_output = "1B"\n', "max_output", 3, "between 1KB and 1GB"),
+    ("max-output-high", OK + 'max_output = "2GB"\n', "max_output", 3, "between 1KB and 1GB"),
+    ("max-output-type", OK + "max_output = 1.5\n", "max_output", 3, 'a size like "10MB"'),
     ("cwd-relative", OK + 'cwd = "work"\n', "cwd", 3, "absolute path"),
     ("cwd-missing", OK + 'cwd = "/nonexistent/dir"\n', "cwd", 3, "not an existing directory"),
     ("env-type", OK + 'env = "A=1"\n', "env", 3, "must be a table"),
@@ -189,8 +201,11 @@ CASES: list[tuple[str, str, str | None, int | None, str]] = [
     ("command-int", OK + 'command = ["sleep", 5]\n', "command", 3, "item 2 must be a string"),
     ("command-nul", OK + 'command = ["a\\u0000b"]\n', "command", 3, "NUL"),
     ("agent-type", OK + 'agent = "sonnet"\n', "agent", 3, "must be a table"),
-    ("turns", OK + "[agent]\nmax_turns = 0\n", "agent.max_turns", 4, "at least 1"),
+    ("turns", OK + "[agent]\nmax_turns = 0\n", "agent.max_turns", 4, "between 1 and 10000"),
+    ("turns-high", OK + "agent.max_turns = 10001\n", "agent.max_turns", 3, "between 1 and 10000"),
     ("budget", OK + "[agent]\nmax_budget_usd = 0\n", "agent.max_budget_usd", 4, "greater than 0"),
+    ("budget-high", OK + "agent.max_budget_usd = 1e9\n", "agent.max_budget_usd", 3, "at most 1000"),
+    ("budget-nan", OK + "agent.max_budget_usd = nan\n", "agent.max_budget_usd", 3, "got nan"),
     ("budget-str", OK + 'agent.max_budget_usd = "2"\n', "agent.max_budget_usd", 3, "a number"),
     ("tools", OK + '[agent]\nallowed_tools = "Read"\n', "agent.allowed_tools", 4, "list"),
     ("perm", OK + '[agent]\npermission_mode = "yolo"\n', "agent.permission_mode", 4, "one of"),

@@ -169,6 +169,18 @@ def test_since_filter(cli: Callable[..., CliResult], home: Home) -> None:
     assert r.returncode == 2 and r.stderr.startswith("bassi-schedd: --since:")
 
 
+@pytest.mark.parametrize("since", ["3000000d", "36501d", "9" * 400 + "d"])
+def test_since_beyond_the_calendar_is_a_usage_error(
+    cli: Callable[..., CliResult], home: Home, since: str
+) -> None:
+    write_log(home.log_file, [rec(datetime.now(UTC), "recent")])
+    r = cli("logs", "--since", since)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.startswith("bassi-schedd: --since must be between 0s and 36500d, got ")
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert cli("logs", "--json", "--since", "36500d").stdout.count('"recent"') == 1
+
+
 # -- --run ------------------------------------------------------------------------------------
 
 

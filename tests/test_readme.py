@@ -30,3 +30,31 @@ def test_every_command_is_documented_and_exists() -> None:
     table = re.findall(r"^\| `([a-z]+)", section, re.M)
     documented = set(table) | set(re.findall(r"^\| `[a-z]+[^|]*` / `([a-z]+)", section, re.M))
     assert documented == set(COMMANDS)
+
+
+def test_the_limits_table_matches_the_code() -> None:
+    from bassi_schedd import limits
+    from bassi_schedd.commands.history import MAX_N
+    from bassi_schedd.commands.tasks import MAX_NEXT
+    from bassi_schedd.schedule import AT_YEARS
+
+    section = README.split("### Limits", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        (cells[0], cells[1]): cells[2:4]
+        for cells in (
+            [c.strip() for c in line.strip("|").split("|")]
+            for line in section.splitlines()
+            if line.startswith("| `")
+        )
+    }
+    for limit in limits.ALL:
+        low = f"> {limit.show(limit.low)}" if limit.low_exclusive else limit.show(limit.low)
+        assert rows.pop((f"`{limit.key}`", limit.where)) == [low, limit.show(limit.high)], limit
+    assert rows.pop(("`at`", "task")) == [
+        f"{AT_YEARS[0]}-01-01T00:00",
+        f"{AT_YEARS[1]}-12-31T23:59",
+    ]
+    assert rows.pop(("`every N`", "task schedule")) == ["1m", "3650d"]
+    assert rows.pop(("`-n`", "next")) == ["1", str(MAX_NEXT)]
+    assert rows.pop(("`-n`", "history")) == ["1", str(MAX_N)]
+    assert rows == {}

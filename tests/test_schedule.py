@@ -174,6 +174,9 @@ def test_parse_at(text: str, expected: datetime) -> None:
         ("2026-13-25T10:00", "bad at time '2026-13-25T10:00'"),
         ("2026-02-30T10:00", "bad at time"),
         ("2026-12-25T25:00", "bad at time"),
+        ("9999-12-31T23:59", "bad at time '9999-12-31T23:59': the year must be between 1970 and"),
+        ("0001-01-01T00:00", "the year must be between 1970 and 9998"),
+        ("1969-12-31T23:59+01:00", "the year must be between 1970 and 9998"),
     ],
 )
 def test_parse_at_errors(text: str, message: str) -> None:
@@ -338,6 +341,57 @@ def test_hand_built_schedules_fail_cleanly() -> None:
     ):
         with pytest.raises(ScheduleError):
             scheduled_times(s, BERLIN, a, u)
+
+
+# -- the ends of the calendar -----------------------------------------------------------------
+
+END_ZONES = [
+    ZoneInfo(z) for z in ("Etc/GMT+12", "America/New_York", "Asia/Tokyo", "Pacific/Kiritimati")
+]
+END_AFTERS = ["9998-12-30T00:00", "9998-12-31T23:59", "9999-01-01T12:00", "9999-12-31T23:59"]
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [
+        parse_schedule("* * * * *"),
+        parse_schedule("0 * * * *"),
+        parse_schedule("0 9 * * *"),
+        parse_schedule("0 0 L * *"),
+        parse_schedule("0 0 15W * *"),
+        parse_schedule("0 0 * * 1#2"),
+        parse_schedule("every 1m"),
+        parse_schedule("every 3650d"),
+        parse_at("9998-12-31T23:59"),
+        # Hand-built (an older version's file, a test): beyond what parse_at accepts.
+        Schedule("x", "at", at=datetime(9999, 12, 31, 23, 59)),
+        Schedule("x", "at", at=datetime(1, 1, 1, 0, 0)),
+    ],
+    ids=lambda s: s.text,
+)
+def test_times_near_the_ends_of_the_calendar_are_total(schedule: Schedule) -> None:
+    """Every answer stops before HORIZON instead of overflowing: "no next time", not a crash."""
+    end = datetime.max.replace(tzinfo=UTC)
+    for zone in END_ZONES:
+        for after in [utc(a) for a in END_AFTERS]:
+            nxt = next_times(schedule, zone, after, 1000)
+            window = scheduled_times(schedule, zone, after, end, limit=1000)
+            cached = DueCache().due("t", schedule, zone, after, end, limit=1000)
+            assert nxt == window == cached
+            instants = [t.astimezone(UTC) for t in nxt]
+            assert instants == sorted(set(instants))
+            assert all(after < t < sched_mod.HORIZON for t in instants)
+        # From the first day of the calendar: no overflow at that end either.
+        start = next_times(schedule, zone, datetime(1, 1, 2, tzinfo=UTC), 3)
+        assert all(t.astimezone(UTC) < sched_mod.HORIZON for t in start)
+    assert next_times(schedule, END_ZONES[0], utc("9999-12-31T23:59"), 5) == []
+
+
+def test_every_time_before_the_horizon_is_kept() -> None:
+    # The last `at` in range, in the zone furthest west: 9999-01-01T11:59Z, still before it.
+    s = parse_at("9998-12-31T23:59")
+    (t,) = next_times(s, ZoneInfo("Etc/GMT+12"), utc("2026-01-01T00:00"), 5)
+    assert t.astimezone(UTC) == datetime(9999, 1, 1, 11, 59, tzinfo=UTC) < sched_mod.HORIZON
 
 
 # -- DST --------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO, Any, cast
 
 from bassi_schedd.errors import TaskFileError, UsageError, UserError
+from bassi_schedd.outputcap import trim_output
 from bassi_schedd.paths import FILE_MODE, Home, write_private_file
 from bassi_schedd.process import EXIT_CODE_FILE, create_time
 from bassi_schedd.spec import TaskSpec
@@ -127,6 +128,7 @@ def execute_task(home: Home, ref: str) -> int:
             rc = 128 + signal.SIGINT
             raise
         finally:
+            trim_output(run_dir / "output.log", task.max_output_bytes)  # as the daemon does
             # As the daemon's wrapper does: a daemon that adopted this run learns how it ended.
             with contextlib.suppress(OSError):
                 write_private_file(run_dir / EXIT_CODE_FILE, f"{rc}\n")

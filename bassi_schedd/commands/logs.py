@@ -20,6 +20,7 @@ from pathlib import Path
 
 from bassi_schedd.durations import parse_duration_s
 from bassi_schedd.errors import UsageError, UserError
+from bassi_schedd.limits import LOGS_SINCE
 from bassi_schedd.logview import (
     Follower,
     LineSelector,
@@ -56,9 +57,12 @@ def build_filter(args: argparse.Namespace, now: datetime) -> LogFilter:
     since = None
     if args.since is not None:
         try:
-            since = now - timedelta(seconds=parse_duration_s(args.since))
+            since_s = parse_duration_s(args.since)
         except ValueError as e:
             raise UsageError(f"--since: {e}") from None
+        if not LOGS_SINCE.allows(since_s):  # also keeps `now - since` inside the calendar
+            raise UsageError(f"--since must be {LOGS_SINCE.span()}, got {args.since!r}")
+        since = now - timedelta(seconds=since_s)
     return LogFilter(task=args.task, run_id=args.run, min_level=min_level, since=since)
 
 

@@ -10,10 +10,11 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bassi_schedd.errors import UserError
+from bassi_schedd.config import load_config
+from bassi_schedd.errors import TaskFileError, UserError
 from bassi_schedd.lock import read_holder
 from bassi_schedd.paths import Home
-from bassi_schedd.taskfile import NAME_RE, tasks_dir_error
+from bassi_schedd.taskfile import NAME_RE, load_task_file, tasks_dir_error
 from bassi_schedd.tomledit import TomlEditError, set_top_level_bool
 from bassi_schedd.tomlfile import read_checked_toml
 
@@ -34,8 +35,16 @@ def _task_path(home: Home, name: str) -> str:
 
 
 def trigger(home: Home, name: str) -> int:
-    """Queue a manual run for the running daemon and wake it with SIGUSR1."""
-    _task_path(home, name)
+    """Queue a manual run for the running daemon and wake it with SIGUSR1.
+
+    The task file is validated first: the daemon cannot run a task it cannot load, so saying
+    "triggered" for one would be a lie (it logs ``trigger.refused`` if one reaches it anyway).
+    """
+    path = _task_path(home, name)
+    try:
+        load_task_file(Path(path), load_config(home))
+    except TaskFileError as e:
+        raise UserError(f"cannot trigger '{name}': {e}") from None
     pid = read_holder(home)
     if pid is None:
         raise UserError(

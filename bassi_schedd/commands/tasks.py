@@ -15,7 +15,7 @@ from bassi_schedd.config import config_from_dict, load_config, system_timezone
 from bassi_schedd.errors import TaskFileError, UsageError, UserError, printable
 from bassi_schedd.loader import TaskLoader
 from bassi_schedd.paths import FILE_MODE, Home
-from bassi_schedd.schedule import next_times
+from bassi_schedd.schedule import HORIZON, next_times
 from bassi_schedd.spec import DaemonConfig, TaskSpec
 from bassi_schedd.taskfile import (
     NAME_RE,
@@ -24,6 +24,7 @@ from bassi_schedd.taskfile import (
     task_from_text,
     tasks_dir_error,
 )
+from bassi_schedd.taskwarn import task_warnings
 from bassi_schedd.tomlfile import FieldError, file_error, read_checked_toml
 
 MAX_NEXT = 1000
@@ -183,6 +184,11 @@ def cmd_next(args: argparse.Namespace, home: Home) -> int:
         text = _fmt_time(t)
         local = _fmt_time(t.astimezone(local_zone))
         print(text if local == text else f"{text}  [{local}]")
+    if len(times) < args.n and spec.schedule.kind != "at":
+        print(
+            f"note: no later times before {HORIZON:%Y-%m-%d}, the end of the supported calendar",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -224,7 +230,8 @@ def _check_config_file(path: Path) -> None:
 
 
 def cmd_check(args: argparse.Namespace, home: Home) -> int:
-    """Validate schedd.toml and the task files; one line per file; exit 1 on any error."""
+    """Validate schedd.toml and the task files; one line per file (and one per warning);
+    exit 1 on any error, warnings do not change the exit code."""
     failures = 0
     try:
         config = load_config(home)
@@ -260,6 +267,8 @@ def cmd_check(args: argparse.Namespace, home: Home) -> int:
             failures += 1
             continue
         print(f"ok {spec.name}")
+        for warning in task_warnings(spec, datetime.now(UTC)):
+            print(f"warn {TaskFileError(str(path), warning.message, key=warning.key)}")
     return 1 if failures else 0
 
 

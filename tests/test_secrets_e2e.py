@@ -112,7 +112,7 @@ URL_SECRET = "5f0c1d2e-secret-uuid"
 URL_PASSWORD = "pa55word"
 BAD_FILES = {
     # A number where a string belongs: the message must not echo it.
-    "env-number": f'env = {{ TOKEN = {SECRET_NUMBER} }}\n',
+    "env-number": f"env = {{ TOKEN = {SECRET_NUMBER} }}\n",
     # A string where the table belongs.
     "env-string": f'env = "TOKEN={SECRET_NUMBER}"\n',
     # Not http(s): only the scheme and host may be shown, not the path or the password.

@@ -184,6 +184,16 @@ def signal_run(root_pid: int, run_id: str, sig: int) -> int:
     return alive
 
 
+def running_pids(procs: list[psutil.Process]) -> set[int]:
+    """The pids of those processes that still run (a zombie only waits to be reaped)."""
+    pids = set()
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            if p.status() != psutil.STATUS_ZOMBIE:
+                pids.add(p.pid)
+    return pids
+
+
 def _any_alive(procs: list[psutil.Process]) -> bool:
     for p in procs:
         try:

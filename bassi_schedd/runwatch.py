@@ -23,6 +23,7 @@ from bassi_schedd.process import (
     leftover_note,
     reap_strays,
     run_processes,
+    running_pids,
     runs_are_subreapers,
     signal_run,
     untracked_children,
@@ -154,8 +155,7 @@ class RunWatcher:
             status = "success"
         else:
             status = "failed"
-        leftovers = {p.pid for p in run_processes(a.pid, a.run_id)}
-        leftovers |= {p.pid for p in a.live_orphans()}
+        leftovers = running_pids([*run_processes(a.pid, a.run_id), *a.live_orphans()])
         if leftovers:
             # Like systemd's control-group kill: nothing of a finished run keeps running. The
             # run itself ended with its main process; the leftovers are noted, then stopped.

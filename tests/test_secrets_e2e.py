@@ -79,6 +79,7 @@ def test_secret_env_values_are_masked_in_a_notify_programs_output(
 ) -> None:
     token = "tok-9f8e7d6c5b4a"
     password = "hunter"  # short, but its name says what it is
+    tell = "echo $API_TOKEN/$DB_PASS/$LVL; exit 1"  # child output: a free-text field
     write_task(
         "leaky",
         f"""
@@ -86,7 +87,7 @@ def test_secret_env_values_are_masked_in_a_notify_programs_output(
         timezone = "UTC"
         command = ["/bin/sh", "-c", "exit 3"]
         env = {{ API_TOKEN = "{token}", DB_PASS = "{password}", LVL = "info" }}
-        notify = {{ on = ["failure"], command = ["/bin/sh", "-c", "echo $API_TOKEN/$DB_PASS/$LVL; exit 1"] }}
+        notify = {{ on = ["failure"], command = ["/bin/sh", "-c", "{tell}"] }}
         """,
     )
     d = daemon()

@@ -304,19 +304,10 @@ def _pass_on(out_fd: int, log_fd: int) -> bool:
 
 def _leftovers(root_pid: int, run_id: str) -> list[int]:
     """Live processes of the run: its group, tree and id (process.py), and orphans sent to us."""
-    from bassi_schedd.process import run_processes, untracked_children
+    from bassi_schedd.process import run_processes, running_pids, untracked_children
 
-    found = {p.pid for p in run_processes(root_pid, run_id) if _running(p)}
+    found = running_pids(run_processes(root_pid, run_id))
     return sorted(found | set(untracked_children({root_pid})))
-
-
-def _running(p: Any) -> bool:
-    import psutil
-
-    try:
-        return bool(p.status() != psutil.STATUS_ZOMBIE)
-    except psutil.Error:
-        return False
 
 
 def _stop_all(proc: subprocess.Popen[bytes], run_id: str) -> None:
@@ -335,13 +326,13 @@ def _stop_all(proc: subprocess.Popen[bytes], run_id: str) -> None:
         reap_strays({proc.pid})
         if proc.poll() is not None and not _leftovers(proc.pid, run_id):
             return
-        time.sleep(0.05)
+        time.sleep(0.1)  # each look scans every process's environment: not too often
     signal_all(signal.SIGKILL)
     proc.wait()
-    wait_until = time.monotonic() + 5.0
-    while _leftovers(proc.pid, run_id) and time.monotonic() < wait_until:
+    reap_until = time.monotonic() + 5.0
+    while _leftovers(proc.pid, run_id) and time.monotonic() < reap_until:
         reap_strays({proc.pid})
-        time.sleep(0.05)
+        time.sleep(0.1)
 
 
 def _number(v: object) -> float | None:

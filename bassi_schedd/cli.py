@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from bassi_schedd import __version__
-from bassi_schedd.errors import UsageError, UserError
+from bassi_schedd.errors import UsageError, UserError, printable
 from bassi_schedd.paths import resolve_home
 
 # command name -> module under bassi_schedd.commands exposing main(args, home) -> int
@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rc: int = module.main(args, home)
         return rc
     except UserError as e:
-        print(f"bassi-schedd: {e}", file=sys.stderr)
+        print(f"bassi-schedd: {printable(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
@@ -129,5 +129,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         # Last resort for file trouble a command did not foresee: one sentence, not a traceback.
         where = f" ({e.filename})" if e.filename else ""
-        print(f"bassi-schedd: {e.strerror or e}{where}", file=sys.stderr)
+        print(f"bassi-schedd: {printable(f'{e.strerror or e}{where}')}", file=sys.stderr)
         return 1

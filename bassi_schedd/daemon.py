@@ -28,6 +28,7 @@ from bassi_schedd.process import (
     become_subreaper,
     signal_run,
 )
+from bassi_schedd.records import to_db
 from bassi_schedd.recovery import recover
 from bassi_schedd.runwatch import KILL_GRACE_S, wall_now
 from bassi_schedd.scheduler import Scheduler
@@ -96,7 +97,7 @@ class Daemon:
         db.set_meta(
             {
                 "daemon_pid": str(os.getpid()),
-                "daemon_started": now.isoformat(),
+                "daemon_started": to_db(now) or "",
                 "version": __version__,
             }
         )
@@ -234,6 +235,7 @@ class Daemon:
 
     def _shutdown(self) -> None:
         """SIGTERM every run, wait up to the grace, SIGKILL, record ``interrupted``, exit 0."""
+        notify("STOPPING=1")  # sd_notify(3): as shutdown begins, so the manager waits knowingly
         sched = self.sched
         mono = time.monotonic()
         if sched.active:  # orphans that hid their run's identity go down with the runs
@@ -262,7 +264,6 @@ class Daemon:
         if sched.notifier is not None:
             # `run --once` waits for its notifications (a notify program may take up to 30 s).
             sched.notifier.close(35.0 if self.once else 5.0)
-        notify("STOPPING=1")
         log.info("daemon.stop", pid=os.getpid(), signal=_signame(self.stop_signal))
         sched.db.close()
         self.lock.release()

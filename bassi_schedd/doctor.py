@@ -19,10 +19,11 @@ from typing import Literal
 from bassi_schedd import install as svc
 from bassi_schedd.errors import UserError
 from bassi_schedd.paths import Home
+from bassi_schedd.records import from_db
 from bassi_schedd.spec import DaemonConfig, TaskSpec
+from bassi_schedd.status import STALE_TICK_S
 
 Status = Literal["ok", "warn", "fail"]
-TICK_STALE_S = 180.0  # the daemon ticks every minute; three missed ticks mean it is stuck
 PACKAGES = (("bassi-schedd", "pip install -e ."), ("croniter", "pip install 'croniter>=7,<8'"))
 SDK = ("claude-agent-sdk", "pip install claude-agent-sdk")
 
@@ -181,16 +182,18 @@ def check_last_tick(ctx: Context) -> Check:
     if raw is None:
         return Check("fail", "last tick", "none recorded", _restart_fix(ctx))
     try:
-        last = datetime.fromisoformat(raw)
+        last = from_db(raw)
     except ValueError:
+        last = None
+    if last is None:
         return Check("fail", "last tick", f"unreadable value {raw!r}", _restart_fix(ctx))
     if last.tzinfo is None:
         last = last.replace(tzinfo=UTC)
     age_s = (ctx.now - last).total_seconds()
-    if age_s > TICK_STALE_S:
+    if age_s > STALE_TICK_S:
         detail = f"{_ago(age_s)} ago ({raw}); the daemon looks stuck"
         return Check("fail", "last tick", detail, _restart_fix(ctx))
-    if age_s < -TICK_STALE_S:
+    if age_s < -STALE_TICK_S:
         return Check("warn", "last tick", f"in the future ({raw}); did the clock change?", None)
     return Check("ok", "last tick", f"{_ago(max(age_s, 0.0))} ago")
 

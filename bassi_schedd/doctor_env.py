@@ -7,13 +7,13 @@ import importlib.util
 import os
 import shutil
 import sys
-import tomllib
 from pathlib import Path
 
 from bassi_schedd import install as svc
 from bassi_schedd.doctor import Check, Context
 from bassi_schedd.errors import UserError
 from bassi_schedd.paths import Home
+from bassi_schedd.service_state import Condition, LockHolder, lock_holder, query_unit
 
 CREDENTIAL_VARS = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN")
 PATH_TOOLS = ("bassi", "node", "claude")
@@ -67,6 +67,63 @@ def check_service(ctx: Context) -> list[Check]:
         else:
             checks.append(Check("ok", "lingering", f"on for {user}"))
     return checks
+
+
+def check_service_state(ctx: Context) -> list[Check]:
+    """The service manager runs the installed unit/agent, and its main process is the daemon
+    holding the lock (not, say, a restart loop behind a daemon started by hand)."""
+    if ctx.service is None or ctx.platform is None:
+        return []  # not installed: the daemon check says all there is
+    name = "service state"
+    unit = query_unit(ctx.platform)
+    if isinstance(unit, str):
+        return [Check("warn", name, f"cannot ask the service manager: {unit}", _reach_fix(ctx))]
+    if not unit.loaded:
+        manager = "systemd" if ctx.platform == "linux" else "launchd"
+        return [Check("fail", name, f"not loaded by {manager}", "bassi-schedd install")]
+    detail = unit.describe()
+    # A service for another home (reported by the service check) runs another lock's daemon.
+    same_home = ctx.service.env.get("BASSI_HOME") == str(ctx.home.root)
+    holder = lock_holder(ctx.home) if same_home else None
+    if unit.condition == "running" and (not same_home or (holder and holder.pid == unit.pid)):
+        return [Check("ok", name, detail)]
+    intruder = holder if holder is not None and holder.pid != unit.pid else None
+    if unit.condition == "restarting":
+        detail += ": its daemon keeps exiting and is restarted"
+    if intruder is not None:
+        detail += (
+            f"; the daemon holding the lock of {ctx.home.root} is pid {intruder.pid} "
+            f"({intruder.who()})"
+        )
+    elif unit.condition == "running":
+        detail += f", but no daemon holds the lock of {ctx.home.root}"
+    elif unit.condition == "starting":
+        return [Check("warn", name, f"{detail}: still starting", "run doctor again in a minute")]
+    return [Check("fail", name, detail, _state_fix(ctx, unit.condition, intruder))]
+
+
+def _state_fix(ctx: Context, condition: Condition, intruder: LockHolder | None) -> str:
+    manager = "systemd" if ctx.platform == "linux" else "launchd"
+    if ctx.platform == "linux":
+        restart = "systemctl --user restart bassi-schedd"
+        why = "journalctl --user -u bassi-schedd -n 50"
+    else:
+        restart = f"launchctl kickstart -k gui/{os.getuid()}/{svc.LABEL}"
+        why = f"{ctx.home.logs_dir}/launchd-stderr.log"
+    if intruder is None:
+        return f"see why in {why}, then {restart}"
+    then = f"{manager} then starts its own" if condition == "restarting" else f"then {restart}"
+    return f"stop the daemon {intruder.who()} ({intruder.stop_hint()}); {then}"
+
+
+def _reach_fix(ctx: Context) -> str:
+    if ctx.platform == "darwin":
+        return "run doctor in your own login session (not over sudo or su)"
+    user = svc.user_name()
+    return (
+        f"a systemd user manager must run for {user}: loginctl enable-linger {user}, log in "
+        f"again and check that XDG_RUNTIME_DIR=/run/user/{os.getuid()}"
+    )
 
 
 def check_service_path(installed: svc.InstalledService, environ: dict[str, str]) -> Check:
@@ -181,9 +238,11 @@ def check_zone(ctx: Context) -> Check:
 
 
 def _zone_configured(home: Home) -> bool:
+    from bassi_schedd.tomlfile import read_checked_toml
+
     try:
-        return "timezone" in tomllib.loads(home.config_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return "timezone" in read_checked_toml(home.config_file)[0]
+    except UserError:
         return False
 
 

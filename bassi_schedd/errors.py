@@ -28,14 +28,22 @@ class TaskFileError(UserError):
 
 
 def printable(text: str) -> str:
-    """Escape control characters, so a hostile file cannot break lines or drive the terminal."""
+    """Escape what a hostile name could use on a reader: control characters (line breaks, terminal
+    escapes), invisible format characters (bidi overrides), and bytes that are not UTF-8.
+
+    Names from the disk keep such bytes as lone surrogates (Python's surrogateescape), which no
+    UTF-8 stream can print; they are shown as ``\\xNN``, so ``caf\\xe9.toml`` names the file.
+    This is the one helper every command uses for a name or a path read from the disk.
+    """
     if text.isprintable():
         return text
-    return "".join(_escape(c) if unicodedata.category(c) in _CONTROL else c for c in text)
+    return "".join(_escape(c) if unicodedata.category(c) in _UNSAFE else c for c in text)
 
 
-_CONTROL = ("Cc", "Zl", "Zp")
+_UNSAFE = ("Cc", "Cf", "Cs", "Zl", "Zp")
 
 
 def _escape(c: str) -> str:
+    if 0xDC80 <= ord(c) <= 0xDCFF:  # one undecodable byte, kept by surrogateescape
+        return f"\\x{ord(c) - 0xDC00:02x}"
     return c.encode("unicode_escape").decode()

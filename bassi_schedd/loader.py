@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bassi_schedd.config import load_config, system_timezone
-from bassi_schedd.errors import TaskFileError
+from bassi_schedd.errors import TaskFileError, printable
 from bassi_schedd.paths import Home
 from bassi_schedd.spec import DaemonConfig, TaskSpec
 from bassi_schedd.taskfile import (
@@ -23,6 +23,7 @@ from bassi_schedd.taskfile import (
     file_fingerprint,
     is_task_file_name,
     load_task_file,
+    tasks_dir_error,
 )
 
 
@@ -34,6 +35,9 @@ class LoadResult:
 
     tasks: dict[str, TaskSpec]
     errors: dict[str, TaskFileError]
+    # The tasks folder itself is refused (writable by others): no task is loaded, and this error
+    # is also in ``errors`` (keyed by the folder) for readers that just list problems.
+    folder_error: TaskFileError | None = None
     added: set[str] = field(default_factory=set)
     changed: set[str] = field(default_factory=set)
     removed: set[str] = field(default_factory=set)
@@ -51,9 +55,10 @@ class _Entry:
 
 
 def error_key(path: Path) -> str:
-    """How an invalid file is named in ``LoadResult.errors``: its task name, else its path."""
+    """How an invalid file is named in ``LoadResult.errors``: its task name, else its path
+    (escaped: the name may hold bytes that are not UTF-8, or control characters)."""
     name = path.name.removesuffix(".toml")
-    return name if NAME_RE.match(name) else str(path)
+    return name if NAME_RE.match(name) else printable(str(path))
 
 
 class TaskLoader:
@@ -65,6 +70,7 @@ class TaskLoader:
         self._entries: dict[str, _Entry] = {}
         self._tasks: dict[str, TaskSpec] = {}
         self._errors: dict[str, TaskFileError] = {}
+        self._folder_refused = False
         self.parses = 0  # files actually read and validated (for tests and benchmarks)
 
     def load(self) -> LoadResult:
@@ -72,7 +78,11 @@ class TaskLoader:
         previous_entries = self._entries
         entries: dict[str, _Entry] = {}
         tasks_dir = self.home.tasks_dir
-        dirty = False
+        folder_error = tasks_dir_error(tasks_dir)
+        if folder_error is not None:
+            return self._refuse_folder(folder_error)
+        dirty = self._folder_refused
+        self._folder_refused = False
         try:
             with os.scandir(tasks_dir) as it:
                 for dir_entry in it:
@@ -82,8 +92,11 @@ class TaskLoader:
                     try:
                         st = dir_entry.stat()
                     except OSError:
-                        continue  # removed between the listing and the stat
-                    if not stat.S_ISREG(st.st_mode):
+                        try:  # a symlink leading nowhere: reported (by the read) as invalid
+                            st = dir_entry.stat(follow_symlinks=False)
+                        except OSError:
+                            continue  # removed between the listing and the stat
+                    if stat.S_ISDIR(st.st_mode):
                         continue
                     fp = file_fingerprint(st)
                     old = previous_entries.get(file_name)
@@ -117,6 +130,15 @@ class TaskLoader:
             added=set(tasks) - set(previous),
             changed={n for n in tasks.keys() & previous.keys() if tasks[n] is not previous[n]},
             removed=set(previous) - set(tasks),
+        )
+
+    def _refuse_folder(self, error: TaskFileError) -> LoadResult:
+        """Nothing is loaded from a folder others may write to (the previous tasks go away)."""
+        previous = self._tasks
+        self._entries, self._tasks, self._folder_refused = {}, {}, True
+        self._errors = {printable(error.path): error}
+        return LoadResult(
+            tasks={}, errors=dict(self._errors), folder_error=error, removed=set(previous)
         )
 
     def _parse(self, path: Path, fingerprint: tuple[int, ...]) -> _Entry:

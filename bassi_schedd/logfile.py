@@ -55,7 +55,8 @@ class LogFile:
 
     def write(self, line: str) -> dict[str, Any] | None:
         """Append one line. Never raises; the first failure of an outage returns a notice."""
-        data = (line + "\n").encode()
+        # A name from the disk that is not UTF-8 (surrogateescape) is written escaped, never fatal.
+        data = (line + "\n").encode("utf-8", "backslashreplace")
         with self._mutex:
             try:
                 if self._fd is None:

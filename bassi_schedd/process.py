@@ -257,7 +257,6 @@ class Active:
     popen: subprocess.Popen[bytes] | None = None
     stop_reason: str | None = None  # timeout | replaced | interrupted
     kill_at_mono: float | None = None  # when SIGKILL follows the SIGTERM already sent
-    extra: dict[str, object] = field(default_factory=dict)
     root_rc: int | None = None
     root_done: bool = False
     # Orphans re-parented to the daemon that carry no trace of their run (double fork, setsid,

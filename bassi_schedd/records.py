@@ -46,6 +46,10 @@ def from_db(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
+# The daemon's own columns, left out of what history shows users.
+_BOOKKEEPING = ("pid", "pid_create_time", "not_before", "sequential", "seq", "foreground")
+
+
 @dataclass(frozen=True)
 class RunRow:
     """One history row (SPEC 5 fields plus the daemon's bookkeeping)."""
@@ -70,12 +74,13 @@ class RunRow:
     sequential: bool = False
     seq: int = 0
     detail: str | None = None
+    foreground: bool = False  # started by `execute TASK` in a terminal, not by the daemon
 
     def public(self) -> dict[str, Any]:
         """The documented history fields, JSON-ready."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name in ("pid", "pid_create_time", "not_before", "sequential", "seq"):
+            if f.name in _BOOKKEEPING:
                 continue
             v = getattr(self, f.name)
             out[f.name] = to_db(v) if isinstance(v, datetime) else v
@@ -91,6 +96,7 @@ def row_to_run(row: sqlite3.Row) -> RunRow:
     for k in _DATE_COLS:
         data[k] = from_db(data[k])
     data["sequential"] = bool(data["sequential"])
+    data["foreground"] = bool(data["foreground"])
     return RunRow(**data)
 
 
@@ -101,7 +107,6 @@ class TaskSummary:
     task: str
     last_status: str | None
     last_run_at: datetime | None
-    last_checked: datetime | None
     done: bool
     last_ok: bool | None
     paused: bool = False

@@ -30,8 +30,7 @@ def recover(home: Home, sched: Scheduler, now: datetime) -> None:
     db = sched.db
     for row in db.runs_with_status("running"):
         run_dir = home.run_dir(row.task, row.run_id)
-        foreground = row.trigger == "manual" and row.pid_create_time is None
-        if foreground and row.pid is not None and is_alive(row.pid, None):
+        if row.foreground and row.pid is not None and is_alive(row.pid, row.pid_create_time):
             continue  # `execute TASK` in a terminal: its own process records the end
         pid, created = row.pid, row.pid_create_time
         if pid is None:

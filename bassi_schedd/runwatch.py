@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import signal
 import time
 from collections.abc import Iterator
@@ -218,8 +219,8 @@ class RunWatcher:
                 )
                 self.db.insert_runs(c, [retry], ended)
         duration_s = round((ended - run.started_at).total_seconds(), 3) if run.started_at else None
-        level = log.info if status in ("success", "replaced") else log.warning
-        level(
+        log.log(
+            logging.INFO if status in ("success", "replaced") else logging.WARNING,
             "run.end",
             task=run.task,
             run_id=run_id,

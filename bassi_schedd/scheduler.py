@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 import structlog
 
 from bassi_schedd import policy
+from bassi_schedd.errors import UserError
 from bassi_schedd.notify import Notifier
 from bassi_schedd.paths import Home
 from bassi_schedd.process import Active, create_time, spawn
-from bassi_schedd.records import iso_utc, new_run_id
+from bassi_schedd.records import iso_utc, new_run_id, to_db
 from bassi_schedd.rundir import child_argv, child_env, prepare_run_dir
 from bassi_schedd.runwatch import RunWatcher, wall_now
 from bassi_schedd.schedule import DueCache, scheduled_times
@@ -65,7 +66,7 @@ class Scheduler(RunWatcher):
 
     # -- the tick -----------------------------------------------------------------------------
 
-    def tick(self, now: datetime, requests: bool = True) -> None:
+    def tick(self, now: datetime) -> None:
         """Record a disposition for every due time of every task, then start what can start."""
         checked = self.db.last_checked()
         summaries = self.db.task_summaries()
@@ -101,12 +102,11 @@ class Scheduler(RunWatcher):
             if spec.schedule.kind == "at" and due:
                 done.append(name)
         with self.db.tx() as c:
-            if requests:
-                for task, at in self.db.take_requests(c):
-                    if task in self.tasks:
-                        new_rows.append(
-                            NewRun(new_run_id(at), task, "manual", at, "queued", not_before=at)
-                        )
+            for task, at in self.db.take_requests(c):
+                if task in self.tasks:
+                    new_rows.append(
+                        NewRun(new_run_id(at), task, "manual", at, "queued", not_before=at)
+                    )
             inserted = self.db.insert_runs(c, new_rows, now)
             for name, until in advanced.items():
                 self.db.set_last_checked(c, name, until)
@@ -117,7 +117,7 @@ class Scheduler(RunWatcher):
             c.execute(
                 "INSERT INTO meta (key, value) VALUES ('last_tick', ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (now.isoformat(),),
+                (to_db(now),),
             )
         for r in inserted:
             if r.status != "queued":
@@ -242,6 +242,10 @@ class Scheduler(RunWatcher):
             run_dir = self.home.run_dir(row.task, row.run_id)
             self.fail_to_start(row, started, run_dir, f"cannot prepare the run folder: {e}")
             return
+        except UserError as e:  # the prompt file went bad after the task was loaded
+            run_dir = self.home.run_dir(row.task, row.run_id)
+            self.fail_to_start(row, started, run_dir, str(e))
+            return
         with self.db.tx() as c:
             self.db.mark_started(c, row.run_id, started, str(run_dir), None, None)
         env = child_env(
@@ -268,7 +272,6 @@ class Scheduler(RunWatcher):
                 run_dir=run_dir,
                 deadline_mono=time.monotonic() + spec.timeout_s,
                 popen=popen,
-                extra={"attempt": row.attempt},
             )
         )
         latency_s = round((started - scheduled).total_seconds(), 3)

@@ -18,7 +18,7 @@ from bassi_schedd.errors import UserError
 from bassi_schedd.paths import FILE_MODE, make_private_dir
 from bassi_schedd.records import NewRun, reroll_run_id, to_db
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -66,7 +66,15 @@ CREATE TABLE requests (
 );
 """
 
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1}
+# v2: `execute TASK` rows say so in their own column. They used to be told apart by a missing
+# pid_create_time, so they could not keep one, and a reused pid made a dead run look alive forever.
+_SCHEMA_V2 = """
+ALTER TABLE runs ADD COLUMN foreground INTEGER NOT NULL DEFAULT 0;
+UPDATE runs SET foreground = 1
+    WHERE trigger = 'manual' AND status = 'running' AND pid_create_time IS NULL AND pid IS NOT NULL
+"""
+
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
 
 ID_TRIES = 20  # fresh random parts tried before a taken run id is an error
 # The conflict target names the partial index, so only "this time already has its live row" is

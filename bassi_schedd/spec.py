@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from bassi_schedd.errors import UserError
 from bassi_schedd.schedule import Schedule
+from bassi_schedd.userfile import UnreadableFileError, read_user_text
 
 OnMissed = Literal["skip", "latest", "all"]
 Overlap = Literal["skip", "queue", "replace", "allow"]
@@ -76,11 +78,19 @@ class TaskSpec:
         return self.command is None
 
     def prompt_text(self) -> str:
-        """The raw prompt (before templating); reads ``prompt_file`` now so edits apply."""
+        """The raw prompt (before templating); reads ``prompt_file`` now so edits apply.
+
+        Raises :class:`~bassi_schedd.errors.UserError` naming the file when it cannot be read.
+        """
         if self.prompt is not None:
             return self.prompt
         if self.prompt_file is not None:
-            return self.prompt_file.read_text(encoding="utf-8")
+            # It was fine when the task was loaded, but may have been replaced since (with a
+            # FIFO, a huge file, invalid UTF-8): fail this run with the reason, not the daemon.
+            try:
+                return read_user_text(self.prompt_file)[0]
+            except UnreadableFileError as e:
+                raise UserError(f"the prompt file {e}") from None
         return ""
 
     def to_json(self) -> dict[str, Any]:

@@ -100,14 +100,13 @@ class StateDB:
         return {r[0]: datetime.fromisoformat(r[1]) for r in rows}
 
     def task_summaries(self) -> dict[str, TaskSummary]:
-        """Per-task summary: last status and time, last_checked, done."""
+        """Per-task summary: last status and time, done, paused."""
         out: dict[str, TaskSummary] = {}
         for r in self.conn.execute("SELECT * FROM task_state"):
             out[r["task"]] = TaskSummary(
                 task=r["task"],
                 last_status=r["last_status"],
                 last_run_at=from_db(r["last_run_at"]),
-                last_checked=from_db(r["last_checked"]),
                 done=bool(r["done"]),
                 last_ok=None if r["last_ok"] is None else bool(r["last_ok"]),
                 paused=bool(r["paused"]),
@@ -269,6 +268,7 @@ class StateDB:
         run_id: str,
         run_dir_for: Callable[[str], str],
         pid: int,
+        pid_create_time: float | None,
         started_at: datetime,
     ) -> str:
         """Record a run started with ``execute TASK``; return its id (re-drawn if taken)."""
@@ -277,7 +277,8 @@ class StateDB:
             run_id, _ = insert_run(
                 c,
                 "INSERT INTO runs (run_id, task, trigger, scheduled_for, started_at, status, "
-                "run_dir, pid, created_at) VALUES (?, ?, 'manual', ?, ?, 'running', ?, ?, ?)",
+                "run_dir, pid, pid_create_time, foreground, created_at) "
+                "VALUES (?, ?, 'manual', ?, ?, 'running', ?, ?, ?, 1, ?)",
                 run_id,
                 lambda rid: (
                     rid,
@@ -286,6 +287,7 @@ class StateDB:
                     to_db(started_at),
                     run_dir_for(rid),
                     pid,
+                    pid_create_time,
                     to_db(started_at),
                 ),
             )

@@ -21,7 +21,8 @@ from bassi_schedd.paths import Home
 from bassi_schedd.schedule import next_times
 from bassi_schedd.state import RunRow, StateDB, TaskSummary, from_db, to_db
 
-# A tick older than this while the daemon runs means it is stuck (it ticks every minute).
+# A tick older than this while the daemon runs means it is stuck: it ticks every minute, so two
+# missed ticks plus slack. `status` and `doctor` both judge by this one number.
 STALE_TICK_S = 150.0
 
 

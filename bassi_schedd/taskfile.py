@@ -9,16 +9,11 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, cast
 
-from bassi_schedd.errors import TaskFileError
+from bassi_schedd.errors import TaskFileError, printable
 from bassi_schedd.schedule import Schedule, ScheduleError, parse_at, parse_schedule
 from bassi_schedd.spec import AgentOptions, DaemonConfig, OnMissed, Overlap, TaskSpec
-from bassi_schedd.tomlfile import (
-    FieldError,
-    file_error,
-    parse_toml,
-    read_checked_toml,
-    unsafe_mode_reason,
-)
+from bassi_schedd.tomlfile import FieldError, file_error, parse_toml, read_checked_toml
+from bassi_schedd.userfile import UnreadableFileError, read_user_text, unsafe_dir_reason
 from bassi_schedd.validate import (
     ENV_NAME,
     check_argv,
@@ -76,6 +71,12 @@ MAX_RETRIES = 100
 def is_task_file_name(file_name: str) -> bool:
     """Files the daemon reads: ``*.toml`` not starting with ``.`` or ``_``."""
     return file_name.endswith(".toml") and not file_name.startswith((".", "_"))
+
+
+def tasks_dir_error(tasks_dir: Path) -> TaskFileError | None:
+    """The error that refuses the whole tasks folder (writable by others), or None."""
+    reason = unsafe_dir_reason(tasks_dir)
+    return None if reason is None else TaskFileError(str(tasks_dir), reason)
 
 
 def file_fingerprint(st: os.stat_result) -> tuple[int, ...]:
@@ -136,20 +137,11 @@ def _prompt_file(value: object, base_dir: Path, deps: Deps) -> Path:
     path = path.absolute()
     deps.add("file", path)
     try:
-        st = os.stat(path)
-    except OSError:
-        raise FieldError(
-            "prompt_file", f"{str(path)!r} does not exist (relative to {base_dir})"
-        ) from None
-    reason = unsafe_mode_reason(st, path)
-    if reason:
-        raise FieldError("prompt_file", f"{str(path)!r} {reason}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise FieldError("prompt_file", f"{str(path)!r} is not valid UTF-8 text") from None
-    except OSError as e:
-        raise FieldError("prompt_file", f"{str(path)!r} cannot be read: {e.strerror}") from None
+        text, _ = read_user_text(path)
+    except UnreadableFileError as e:
+        where = f" (relative to {base_dir})" if e.missing else ""
+        at = f" (line {e.line})" if e.line is not None else ""
+        raise FieldError("prompt_file", f"{str(path)!r} {e.reason}{where}{at}") from None
     if not text.strip():
         raise FieldError("prompt_file", f"{str(path)!r} is empty")
     return path
@@ -271,8 +263,9 @@ def task_from_dict(
     if not NAME_RE.match(name):
         raise FieldError(
             None,
-            f"the file name gives the task name {name!r}, which is not allowed; rename the file to "
-            "lowercase letters, digits, '-' and '_' (at most 64, starting with a letter or digit)",
+            f"the file name gives the task name '{printable(name)}', which is not allowed; "
+            "rename the file to lowercase letters, digits, '-' and '_' "
+            "(at most 64, starting with a letter or digit)",
         )
     return TaskSpec(**values)
 

@@ -1,16 +1,21 @@
-"""Reading a TOML file we are about to trust: ownership/mode refusal, one-sentence parse errors,
-and finding the line where a key is set (TOML parsers do not report it for semantic errors)."""
+"""Reading a TOML file we are about to trust: refusal of unsafe files (userfile.py), one-sentence
+parse errors, and finding the line where a key is set (TOML parsers do not report it for semantic
+errors)."""
 
 from __future__ import annotations
 
 import os
 import re
-import stat
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from bassi_schedd.errors import TaskFileError
+from bassi_schedd.userfile import UnreadableFileError, read_user_text
+
+# Real task files nest two or three levels; far deeper is a hostile file, and tomllib's
+# recursive parser would hit Python's recursion limit on it (~500 levels).
+MAX_TOML_DEPTH = 32
 
 
 class FieldError(Exception):
@@ -20,28 +25,6 @@ class FieldError(Exception):
         super().__init__(message)
         self.key = key
         self.message = message
-
-
-def unsafe_mode_reason(st: os.stat_result, path: object) -> str | None:
-    """Why a file that decides what we execute must be refused (as cron and sshd do), or None."""
-    if not stat.S_ISREG(st.st_mode):
-        return "is not a regular file"
-    uid = os.getuid()
-    if st.st_uid != uid:
-        return (
-            f"is owned by uid {st.st_uid}, not by you (uid {uid}), so it is refused; "
-            f"run 'chown {uid} {path}' if you trust it"
-        )
-    bits = [
-        who for who, bit in (("group", stat.S_IWGRP), ("world", stat.S_IWOTH)) if st.st_mode & bit
-    ]
-    if bits:
-        mode = stat.S_IMODE(st.st_mode)
-        return (
-            f"is {'/'.join(bits)}-writable (mode {mode:04o}), so it is refused; "
-            f"run 'chmod go-w {path}'"
-        )
-    return None
 
 
 # -- locating a key in the file text -----------------------------------------------------------
@@ -113,8 +96,15 @@ def file_error(path: Path, text: str | None, problem: FieldError) -> TaskFileErr
 
 def parse_toml(path: Path, text: str) -> dict[str, Any]:
     """tomllib.loads, with its error reduced to one sentence naming the file and line."""
+    if text.startswith("\ufeff"):
+        raise TaskFileError(
+            str(path),
+            "starts with a UTF-8 byte-order mark (BOM), which TOML does not allow; "
+            "save the file as UTF-8 without a BOM",
+            line=1,
+        )
     try:
-        return tomllib.loads(text)
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         reason = str(e)
         m = _TOML_AT.search(reason)
@@ -124,32 +114,38 @@ def parse_toml(path: Path, text: str) -> dict[str, Any]:
             reason = reason[: m.start()]
         reason = reason[:1].lower() + reason[1:]
         raise TaskFileError(str(path), f"is not valid TOML: {reason}", line=line) from None
+    except RecursionError:
+        raise _too_deep(path) from None
+    if _depth(data) > MAX_TOML_DEPTH:
+        raise _too_deep(path)
+    return data
+
+
+def _too_deep(path: Path) -> TaskFileError:
+    reason = f"nests arrays or tables more than {MAX_TOML_DEPTH} levels deep, so it is refused"
+    return TaskFileError(str(path), reason)
+
+
+def _depth(data: object) -> int:
+    """How deeply lists and tables nest in ``data`` (iterative: no recursion limit)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(data, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, list):
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_TOML_DEPTH:
+                break
+            stack.extend((c, depth + 1) for c in node if isinstance(c, dict | list))
+    return deepest
 
 
 def read_checked_toml(path: Path) -> tuple[dict[str, Any], str, os.stat_result]:
-    """Open, refuse if unsafe (checked on the open file, so no swap in between), read, parse."""
+    """Read through the guard of userfile.py (refused, too large, not UTF-8), then parse."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise TaskFileError(str(path), "does not exist") from None
-    except OSError as e:
-        raise TaskFileError(str(path), f"cannot be opened: {e.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        reason = unsafe_mode_reason(st, path)
-        if reason:
-            raise TaskFileError(str(path), reason)
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-        raw = b"".join(chunks)
-    except OSError as e:
-        raise TaskFileError(str(path), f"cannot be read: {e.strerror}") from None
-    finally:
-        os.close(fd)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise TaskFileError(str(path), "is not valid UTF-8 text", line=line) from None
+        text, st = read_user_text(path)
+    except UnreadableFileError as e:
+        raise TaskFileError(str(path), e.reason, line=e.line) from None
     return parse_toml(path, text), text, st

@@ -226,6 +226,26 @@ def daemon(home: Home, tmp_path: Path) -> Iterator[Start]:
         if d.proc.poll() is None:
             d.proc.kill()
             d.proc.wait(timeout=10)
+    if started:
+        assert_known_events(home)
+
+
+def assert_known_events(home: Home) -> None:
+    """Every line the daemons logged carries an event name listed in logs.EVENTS."""
+    import json
+
+    from bassi_schedd.logs import EVENTS
+
+    unknown = set()
+    for path in home.log_file.parent.glob(home.log_file.name + "*"):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                event = json.loads(line).get("event")
+            except ValueError:
+                continue  # a line cut by a kill -9 is the chaos tests' business
+            if event not in EVENTS:
+                unknown.add(event)
+    assert not unknown, f"events not in logs.EVENTS: {sorted(map(str, unknown))}"
 
 
 def runs(home: Home, task: str | None = None) -> list[dict[str, object]]:

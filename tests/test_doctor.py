@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import BIN_DIR, CliResult, DaemonProc
 from test_install import FAKE
+from test_service_state import SHOW_AUTO_RESTART, launchctl_print, show_active
 
 from bassi_schedd import doctor, doctor_env
 from bassi_schedd.lock import PidLock
@@ -118,7 +120,7 @@ def fix_after(r: CliResult, name: str) -> str:
 def test_healthy_installation(setup: Setup, daemon: Callable[..., DaemonProc]) -> None:
     d = daemon()
     d.wait_ready()
-    r = setup.doctor()
+    r = setup.doctor(FAKE_SHOW=show_active(d.pid))
     assert r.returncode == 0, r.stdout + r.stderr
     lines = r.stdout.splitlines()
     verdicts = [x for x in lines if not x.startswith(" ")]
@@ -130,6 +132,7 @@ def test_healthy_installation(setup: Setup, daemon: Callable[..., DaemonProc]) -
     assert line(r, "service") == f"ok    service: installed and current ({setup.unit})"
     assert line(r, "daemon") == f"ok    daemon: running, pid {d.pid}"
     assert line(r, "last tick").startswith("ok    last tick: ")
+    assert line(r, "service state") == f"ok    service state: active (running), pid {d.pid}"
     assert line(r, "lingering").startswith("ok    lingering: on for ")
     assert "claude_agent_sdk/_bundled/claude" in line(r, "claude CLI")
     assert line(r, "credentials").startswith("ok    credentials: Claude login found")
@@ -238,6 +241,8 @@ def test_not_installed_is_a_warning(setup: Setup) -> None:
     assert fix_after(r, "daemon") == (
         "bassi-schedd install (or run 'bassi-schedd run' in a terminal)"
     )
+    assert "service state" not in r.stdout  # nothing to ask the service manager about
+    assert "systemctl --user show" not in (setup.user_home.parent / "calls.log").read_text()
 
 
 def test_no_daemon(setup: Setup) -> None:
@@ -246,6 +251,69 @@ def test_no_daemon(setup: Setup) -> None:
     assert line(r, "daemon") == "fail  daemon: not running (nothing holds the PID lock)"
     assert fix_after(r, "daemon").startswith("systemctl --user start bassi-schedd; ")
     assert "last tick" not in r.stdout
+    assert line(r, "service state") == "fail  service state: inactive (dead)"
+    assert fix_after(r, "service state") == (
+        "see why in journalctl --user -u bassi-schedd -n 50, then "
+        "systemctl --user restart bassi-schedd"
+    )
+
+
+def test_unit_restarting_behind_a_daemon_started_by_hand(
+    setup: Setup, daemon: Callable[..., DaemonProc]
+) -> None:
+    # What a real systemd 252 showed: the unit's daemon exits at start (the lock is taken) and
+    # systemd restarts it every RestartSec, while the daemon from a terminal runs on.
+    d = daemon()
+    d.wait_ready()
+    r = setup.doctor(FAKE_SHOW=SHOW_AUTO_RESTART)
+    assert r.returncode == 1, r.stdout
+    assert line(r, "service") == f"ok    service: installed and current ({setup.unit})"
+    assert line(r, "daemon") == f"ok    daemon: running, pid {d.pid}"
+    assert line(r, "service state") == (
+        "fail  service state: activating (auto-restart): its daemon keeps exiting and is "
+        f"restarted; the daemon holding the lock of {setup.home.root} is pid {d.pid} "
+        "(started by hand)"
+    )
+    assert fix_after(r, "service state") == (
+        f"stop the daemon started by hand (kill {d.pid}); systemd then starts its own"
+    )
+
+
+def test_unit_main_pid_is_not_the_lock_holder(setup: Setup, held_lock: PidLock) -> None:
+    r = setup.doctor(FAKE_SHOW=show_active(4242, restarts=3))
+    assert r.returncode == 1
+    assert line(r, "service state") == (
+        "fail  service state: active (running), pid 4242, 3 restarts; the daemon holding the "
+        f"lock of {setup.home.root} is pid {os.getpid()} (started by hand)"
+    )
+    assert fix_after(r, "service state") == (
+        f"stop the daemon started by hand (kill {os.getpid()}); "
+        "then systemctl --user restart bassi-schedd"
+    )
+
+
+def test_unit_active_but_nothing_holds_the_lock(setup: Setup) -> None:
+    r = setup.doctor(FAKE_SHOW=show_active(4242))
+    assert r.returncode == 1
+    assert line(r, "service state") == (
+        f"fail  service state: active (running), pid 4242, but no daemon holds the lock of "
+        f"{setup.home.root}"
+    )
+
+
+def test_unit_state_cannot_be_asked(setup: Setup) -> None:
+    r = setup.doctor(
+        FAKE_FAIL="--user show", FAKE_STDERR="Failed to connect to bus: No medium found"
+    )
+    assert line(r, "service state") == (
+        "warn  service state: cannot ask the service manager: 'systemctl --user show -p "
+        "LoadState,ActiveState,SubState,MainPID,NRestarts bassi-schedd.service' failed: "
+        "Failed to connect to bus: No medium found"
+    )
+    assert f"loginctl enable-linger {doctor.svc.user_name()}" in fix_after(r, "service state")
+    r = setup.doctor(FAKE_SHOW="MainPID=0\nLoadState=not-found\nActiveState=inactive")
+    assert line(r, "service state") == "fail  service state: not loaded by systemd"
+    assert fix_after(r, "service state") == "bassi-schedd install"
 
 
 def test_stale_last_tick(setup: Setup, held_lock: PidLock) -> None:
@@ -256,6 +324,16 @@ def test_stale_last_tick(setup: Setup, held_lock: PidLock) -> None:
     tick = line(r, "last tick")
     assert tick.startswith("fail  last tick: 10 min ago (") and "looks stuck" in tick
     assert fix_after(r, "last tick") == "systemctl --user restart bassi-schedd"
+
+
+def test_status_and_doctor_call_the_same_tick_stale(setup: Setup, held_lock: PidLock) -> None:
+    """One threshold: a tick 160 s old (between the old 150 s and 180 s limits) is stale for both,
+    and a 140 s old one for neither."""
+    for age_s, stale in ((160, True), (140, False)):
+        set_last_tick(setup.home, datetime.now(UTC) - timedelta(seconds=age_s))
+        status = json.loads(setup.run("status", "--json").stdout)
+        assert status["stale"] is stale
+        assert line(setup.doctor(), "last tick").startswith("fail" if stale else "ok")
 
 
 def test_no_tick_recorded(setup: Setup, held_lock: PidLock) -> None:
@@ -343,6 +421,47 @@ def test_darwin_service(setup: Setup) -> None:
     assert fix_after(r, "daemon").startswith(f"launchctl kickstart gui/{os.getuid()}/")
 
 
+def test_darwin_agent_state(
+    setup: Setup, daemon: Callable[..., DaemonProc], tmp_path: Path
+) -> None:
+    assert setup.run("install", "--no-start", BASSI_SCHEDD_PLATFORM="darwin").returncode == 0
+    printed = tmp_path / "print.txt"
+    darwin = {"BASSI_SCHEDD_PLATFORM": "darwin", "FAKE_LOADED": "1", "FAKE_PRINT": str(printed)}
+    d = daemon()
+    d.wait_ready()
+    # launchd runs it, and it is the daemon holding the lock
+    printed.write_text(launchctl_print("running", d.pid, 1, "(never exited)"))
+    r = setup.doctor(**darwin)
+    assert line(r, "service state") == f"ok    service state: state = running, pid {d.pid}, 1 run"
+    # KeepAlive relaunching an agent that exits at once, behind a daemon started by hand
+    printed.write_text(launchctl_print("spawn scheduled", None, 37, "1"))
+    r = setup.doctor(**darwin)
+    assert r.returncode == 1
+    assert line(r, "service state") == (
+        "fail  service state: state = spawn scheduled, 37 runs, last exit code 1: its daemon "
+        f"keeps exiting and is restarted; the daemon holding the lock of {setup.home.root} is "
+        f"pid {d.pid} (started by hand)"
+    )
+    assert fix_after(r, "service state") == (
+        f"stop the daemon started by hand (kill {d.pid}); launchd then starts its own"
+    )
+    # launchd runs another process than the one holding the lock
+    printed.write_text(launchctl_print("running", 4242, 2, "1"))
+    r = setup.doctor(**darwin)
+    assert r.returncode == 1
+    assert line(r, "service state").startswith(
+        "fail  service state: state = running, pid 4242, 2 runs, last exit code 1; the daemon "
+        f"holding the lock of {setup.home.root} is pid {d.pid}"
+    )
+    assert fix_after(r, "service state").endswith(
+        f"then launchctl kickstart -k gui/{os.getuid()}/com.bassi.schedd"
+    )
+    # the plist is there but launchd has not loaded it (`launchctl print` exits 113)
+    r = setup.doctor(BASSI_SCHEDD_PLATFORM="darwin")
+    assert line(r, "service state") == "fail  service state: not loaded by launchd"
+    assert fix_after(r, "service state") == "bassi-schedd install"
+
+
 def test_unsupported_platform_is_not_a_crash(setup: Setup) -> None:
     r = setup.doctor(BASSI_SCHEDD_PLATFORM="sunos5")
     assert line(r, "service").startswith("warn  service: no service support")
@@ -351,8 +470,9 @@ def test_unsupported_platform_is_not_a_crash(setup: Setup) -> None:
 
 def test_only_warnings_exit_0(setup: Setup, daemon: Callable[..., DaemonProc]) -> None:
     (setup.user_home / ".claude/.credentials.json").unlink()
-    daemon().wait_ready()
-    r = setup.doctor()
+    d = daemon()
+    d.wait_ready()
+    r = setup.doctor(FAKE_SHOW=show_active(d.pid))
     assert r.returncode == 0, r.stdout
     assert line(r, "credentials").startswith("warn  ")
 

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import BIN_DIR, REPO, CliResult
+from conftest import BIN_DIR, CLI, REPO, CliResult, DaemonProc, base_env, wait_for
+from test_service_state import BOOTSTRAP_EIO, DISABLE_NOW, ENABLE_NOW_LOCK_HELD
 
 from bassi_schedd import install as svc
 from bassi_schedd.errors import UserError
 from bassi_schedd.loader import load_config, load_task_file
+from bassi_schedd.lock import read_holder
 from bassi_schedd.paths import Home
 
 UID = os.getuid()
@@ -27,6 +29,12 @@ UNIT_CMDS = ["systemctl --user daemon-reload", "systemctl --user enable --now ba
 LINGER = f"loginctl show-user {USER} -p Linger"
 
 FAKE = r"""#!/bin/sh
+# `systemctl show` of an installed unit that is not running, as systemd 252 prints it
+SHOW_STOPPED='MainPID=0
+NRestarts=0
+LoadState=loaded
+ActiveState=inactive
+SubState=dead'
 name=$(basename "$0")
 { printf '%s' "$name"; for a in "$@"; do printf ' %s' "$a"; done; printf '\n'; } >> "$FAKE_LOG"
 if [ -n "$FAKE_FAIL" ]; then
@@ -39,7 +47,13 @@ if [ -n "$FAKE_FAIL_ONCE" ] && [ ! -e "$FAKE_LOG.failed" ]; then
 fi
 case "$name $1" in
   "loginctl show-user") echo "Linger=${FAKE_LINGER:-yes}";;
-  "launchctl print") [ "${FAKE_LOADED:-0}" = 1 ] || exit 113;;
+  "launchctl print")
+    if [ "${FAKE_LOADED:-0}" != 1 ]; then
+      echo "Could not find service \"com.bassi.schedd\" in domain for user gui: $(id -u)" >&2
+      exit 113
+    fi
+    [ -z "$FAKE_PRINT" ] || cat "$FAKE_PRINT";;
+  "systemctl --user") if [ "$2" = show ]; then printf '%s\n' "${FAKE_SHOW:-$SHOW_STOPPED}"; fi;;
 esac
 exit 0
 """
@@ -251,6 +265,95 @@ def test_failing_systemctl_is_one_clear_error(run: Callable[..., CliResult], fak
     assert "Traceback" not in r.stderr
 
 
+def test_failing_systemctl_quotes_the_reason_not_the_symlink_note(
+    run: Callable[..., CliResult], fake_env: Env
+) -> None:
+    # systemd 252's own words when the service's daemon exited at start (lock held)
+    r = run(
+        "install",
+        BASSI_SCHEDD_PLATFORM="linux",
+        FAKE_FAIL="enable",
+        FAKE_STDERR=ENABLE_NOW_LOCK_HELD,
+    )
+    assert r.returncode == 1
+    assert r.stderr == (
+        "bassi-schedd: 'systemctl --user enable --now bassi-schedd.service' failed: "
+        "Job for bassi-schedd.service failed because the control process exited with error "
+        "code; see 'journalctl --user -u bassi-schedd -n 50'\n"
+    )
+
+
+def _refusal(pid: int, home: Home) -> str:
+    return (
+        f"bassi-schedd: a bassi-schedd daemon started by hand (pid {pid}) holds the lock of "
+        f"{home.root}, so the service's own daemon cannot start; stop it first (kill {pid}), "
+        "then run install again\n"
+    )
+
+
+def test_daemon_started_by_hand_is_named_before_anything_is_touched(
+    run: Callable[..., CliResult],
+    fake_env: Env,
+    home: Home,
+    daemon: Callable[..., DaemonProc],
+) -> None:
+    d = daemon()  # `bassi-schedd run` from a shell: nobody restarts it, nobody stops it
+    d.wait_ready()
+    for platform in ("linux", "darwin"):
+        for flags in ((), ("--dry-run",)):
+            r = run("install", *flags, BASSI_SCHEDD_PLATFORM=platform, BASSI_HOME=str(home.root))
+            assert (r.returncode, r.stdout) == (1, ""), (platform, flags)
+            assert r.stderr == _refusal(d.pid, home), (platform, flags)
+    assert fake_env.calls() == []
+    assert not unit_path(fake_env).exists() and not plist_path(fake_env).exists()
+    assert not (home.tasks_dir / "example.toml").exists()
+    # --no-start starts nothing now, so it only warns
+    r = run("install", "--no-start", BASSI_SCHEDD_PLATFORM="linux", BASSI_HOME=str(home.root))
+    assert r.returncode == 0, r.stderr
+    assert (
+        f"bassi-schedd: warning: a bassi-schedd daemon started by hand (pid {d.pid}) holds the "
+        f"lock of {home.root}; stop it (kill {d.pid}) before you start the service"
+    ) in r.stderr
+    assert unit_path(fake_env).exists()
+    # once it is stopped, install goes ahead
+    assert d.stop() == 0
+    fake_env.reset()
+    r = run("install", BASSI_SCHEDD_PLATFORM="linux", BASSI_HOME=str(home.root))
+    assert r.returncode == 0, r.stderr
+    assert fake_env.calls() == [*UNIT_CMDS, LINGER]
+
+
+def test_reinstall_while_the_service_runs_the_daemon(
+    run: Callable[..., CliResult], fake_env: Env, home: Home, tmp_path: Path
+) -> None:
+    # A daemon whose parent is a process named "systemd" is supervised (as `status` says).
+    manager = tmp_path / "systemd"
+    manager.symlink_to(sys.executable)
+    wrapper = "import subprocess, sys; sys.exit(subprocess.call(sys.argv[1:]))"
+    proc = subprocess.Popen(
+        [str(manager), "-c", wrapper, *CLI, "run"],
+        env=base_env(home.root),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pid = None
+    try:
+        pid = wait_for(lambda: read_holder(home))
+        r = run("install", BASSI_SCHEDD_PLATFORM="linux", BASSI_HOME=str(home.root))
+        assert r.returncode == 0, r.stderr
+        assert fake_env.calls() == [*UNIT_CMDS, LINGER]
+    finally:
+        if isinstance(pid, int):
+            os.kill(pid, 15)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
 def test_unwritable_places_are_one_clear_error(
     run: Callable[..., CliResult], fake_env: Env
 ) -> None:
@@ -376,13 +479,15 @@ def test_darwin_bootstrap_is_retried_after_a_bootout(
     ]
     # a bootstrap that keeps failing: 1 + 3 attempts, then one clear error
     fake_env.reset()
-    r = run("install", BASSI_SCHEDD_PLATFORM="darwin", FAKE_FAIL="bootstrap")
+    r = run(
+        "install", BASSI_SCHEDD_PLATFORM="darwin", FAKE_FAIL="bootstrap", FAKE_STDERR=BOOTSTRAP_EIO
+    )
     assert r.returncode == 1
     assert [c.split()[1] for c in fake_env.calls()].count("bootstrap") == 4
-    assert (
-        f"'launchctl bootstrap gui/{UID} {plist_path(fake_env)}' failed: "
-        "fake failure of launchctl bootstrap"
-    ) in r.stderr
+    assert r.stderr == (
+        f"bassi-schedd: 'launchctl bootstrap gui/{UID} {plist_path(fake_env)}' failed: "
+        "Bootstrap failed: 5: Input/output error\n"
+    )
 
 
 def test_darwin_dry_run_changes_nothing(run: Callable[..., CliResult], fake_env: Env) -> None:
@@ -447,10 +552,16 @@ def test_uninstall_failure_still_removes_and_says_so(
     run: Callable[..., CliResult], fake_env: Env
 ) -> None:
     assert run("install", BASSI_SCHEDD_PLATFORM="linux").returncode == 0
-    r = run("uninstall", BASSI_SCHEDD_PLATFORM="linux", FAKE_FAIL="disable")
+    # disable --now reports the symlink it removed (as systemd 252 does) before the stop that
+    # failed (in systemctl's "Failed to <verb> <unit>: <reason>" form)
+    stderr = DISABLE_NOW + "Failed to stop bassi-schedd.service: Connection timed out\n"
+    r = run("uninstall", BASSI_SCHEDD_PLATFORM="linux", FAKE_FAIL="disable", FAKE_STDERR=stderr)
     assert r.returncode == 1
     assert not unit_path(fake_env).exists()
-    assert "but 'systemctl --user disable --now bassi-schedd.service' failed" in r.stderr
+    assert (
+        "but 'systemctl --user disable --now bassi-schedd.service' failed: "
+        "Failed to stop bassi-schedd.service: Connection timed out;"
+    ) in r.stderr
     assert "the daemon may still be running" in r.stderr
 
 

@@ -200,7 +200,7 @@ def test_run_found_through_the_history(
     (elsewhere / "output.log").write_text("from the history's run_dir\n")
     db = StateDB.open(home.state_db)
     try:
-        db.start_manual_run("weekly", RUN_B, lambda _: str(elsewhere), 1234, T0)
+        db.start_manual_run("weekly", RUN_B, lambda _: str(elsewhere), 1234, None, T0)
     finally:
         db.close()
     r = cli("logs", "--run", RUN_B)

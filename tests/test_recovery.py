@@ -108,3 +108,38 @@ def test_run_whose_pid_was_never_saved_is_found_by_its_id(
     assert '"run.adopted"' in d.output()
     child.wait(5)
     assert d.stop() == 0
+
+
+def test_execute_run_whose_pid_was_reused_is_lost_not_alive_forever(
+    home: Home, write_task, cli, tmp_path
+) -> None:
+    """`execute TASK` keeps its pid's create time: after a kill -9 and the pid's reuse by another
+    process, the next daemon closes the row as lost instead of waiting on a stranger forever."""
+    import subprocess
+
+    from bassi_schedd.process import create_time
+    from bassi_schedd.state import StateDB
+
+    write_task("t", 'schedule = "0 0 1 1 *"\ntimezone = "UTC"\ncommand = ["/bin/true"]\n')
+    stranger = subprocess.Popen(["sleep", "60"])
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        db = StateDB.open(home.state_db)
+        started = datetime(2026, 1, 1, tzinfo=UTC)
+        created = create_time(stranger.pid)
+        assert created is not None
+        # The dead `execute` had this pid, but the process now holding it started later.
+        db.start_manual_run(
+            "t", "reused", lambda _: str(tmp_path), stranger.pid, created - 50, started
+        )
+        db.start_manual_run(
+            "t", "alive", lambda _: str(tmp_path), live.pid, create_time(live.pid), started
+        )
+        db.close()
+        assert cli("run", "--once").returncode == 0
+        by_id = {r["run_id"]: r["status"] for r in runs(home, "t")}
+        assert by_id == {"reused": "lost", "alive": "running"}
+    finally:
+        for p in (stranger, live):
+            p.kill()
+            p.wait()

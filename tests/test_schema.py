@@ -71,3 +71,31 @@ def test_a_folder_that_cannot_be_made_is_one_sentence(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(StateDBError, match=r"cannot read the state database .*Not a directory"):
         connect(blocker / "schedd" / "state.db", 1.0)
+
+
+def test_a_version_1_file_migrates_and_keeps_its_rows(db_path: Path) -> None:
+    """v1 told `execute TASK` rows apart by a missing pid_create_time; v2 has a column for it."""
+    from bassi_schedd.schema import MIGRATIONS
+
+    db_path.parent.mkdir(parents=True)
+    old = sqlite3.connect(db_path)
+    old.executescript(MIGRATIONS[1])
+    old.execute("PRAGMA user_version = 1")
+    insert = (
+        "INSERT INTO runs (run_id, task, trigger, status, pid, pid_create_time, created_at) "
+        "VALUES (?, 't', ?, ?, ?, ?, '2026-01-01T00:00:00+00:00')"
+    )
+    old.execute(insert, ("fg", "manual", "running", 4242, None))
+    old.execute(insert, ("daemon-manual", "manual", "running", 4343, 1.5))
+    old.execute(insert, ("done", "schedule", "success", None, None))
+    old.commit()
+    old.close()
+    conn = connect(db_path, 1.0)
+    rows = conn.execute("SELECT run_id, status, foreground FROM runs ORDER BY seq").fetchall()
+    assert [tuple(r) for r in rows] == [
+        ("fg", "running", 1),
+        ("daemon-manual", "running", 0),
+        ("done", "success", 0),
+    ]
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.close()

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from conftest import DaemonProc
 
@@ -135,4 +136,42 @@ def test_watchdog_pings_come_at_half_a_short_period(
         gaps_s = [b - a for a, b in itertools.pairwise(stamps)]
         assert max(gaps_s) < 1.6, gaps_s  # 1 s plus scheduling slack, well inside the 2 s limit
         d.signal(signal.SIGTERM)
+        assert d.proc.wait(timeout=30) == 0
+
+
+def test_stopping_is_sent_as_shutdown_begins(
+    short_tmp: Path, daemon: Callable[..., DaemonProc], write_task: Callable[[str, str], Path], cli
+) -> None:
+    """sd_notify(3): STOPPING=1 when shutdown starts - while a run that ignores SIGTERM is still
+    in its 10 s grace - not after the runs were killed."""
+    pidfile = short_tmp / "run.pid"
+    write_task(
+        "stubborn",
+        f"""
+        schedule = "0 0 1 1 *"
+        timezone = "UTC"
+        command = ["/bin/sh", "-c", "trap '' TERM; echo $$ > {pidfile}; sleep 60"]
+        """,
+    )
+    path = short_tmp / "notify"
+    with _receiver(str(path)) as sock:
+        sock.settimeout(30)
+        d = daemon(env={"NOTIFY_SOCKET": str(path)})
+        assert sock.recv(4096) == b"READY=1"
+        assert cli("trigger", "stubborn").returncode == 0
+        deadline = time.monotonic() + 30
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.05)
+        run_pid = int(pidfile.read_text())
+        t0 = time.monotonic()
+        d.signal(signal.SIGTERM)
+        while sock.recv(4096) != b"STOPPING=1":
+            pass
+        assert time.monotonic() - t0 < 8.0, "STOPPING=1 came only after the 10 s kill grace"
+        try:
+            alive = psutil.Process(run_pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            alive = False
+        assert alive, "STOPPING=1 came only after the run was killed"
         assert d.proc.wait(timeout=30) == 0

@@ -62,7 +62,9 @@ def test_a_taken_run_id_is_redrawn_never_dropped(db: StateDB) -> None:
 
 def test_manual_run_with_a_taken_id_gets_another(db: StateDB) -> None:
     insert(db, NewRun("20261101T090000Z-abcdef", "a", "schedule", T0, "queued"))
-    got = db.start_manual_run("b", "20261101T090000Z-abcdef", lambda rid: f"/runs/b/{rid}", 1, T0)
+    got = db.start_manual_run(
+        "b", "20261101T090000Z-abcdef", lambda rid: f"/runs/b/{rid}", 1, None, T0
+    )
     assert got != "20261101T090000Z-abcdef" and got.startswith("20261101T090000Z-")
     row = db.get_run(got)
     assert row is not None and row.task == "b" and row.run_dir == f"/runs/b/{got}"
@@ -94,7 +96,7 @@ def test_last_checked_never_moves_backwards(db: StateDB) -> None:
 
 
 def test_finish_records_duration_and_last_status(db: StateDB) -> None:
-    db.start_manual_run("t", "m1", lambda _: "/tmp/x", 123, T0)
+    db.start_manual_run("t", "m1", lambda _: "/tmp/x", 123, None, T0)
     db.finish_run(
         "m1",
         "failed",
@@ -145,3 +147,16 @@ os.kill(os.getpid(), signal.SIGKILL)
     con = sqlite3.connect(home.state_db)
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 0
+
+
+def test_daemon_facts_in_meta_use_the_store_encoding(home: Home, cli) -> None:
+    """last_tick and daemon_started are written as to_db writes every other time (UTC, whole
+    seconds or milliseconds), not as raw isoformat() with microseconds."""
+    assert cli("run", "--once").returncode == 0
+    db = StateDB.open(home.state_db)
+    try:
+        for key in ("last_tick", "daemon_started"):
+            raw = db.get_meta(key)
+            assert raw is not None and raw == to_db(from_db(raw)), (key, raw)
+    finally:
+        db.close()

@@ -38,6 +38,7 @@ def run_checks(home: Home) -> list[Check]:
         checks += [check_config(ctx), check_tasks(ctx), check_notify(ctx)]
     checks += env.check_service(ctx)
     checks += check_daemon(ctx)
+    checks += env.check_service_state(ctx)
     checks.append(env.check_claude_cli(ctx, env.bundled_claude()))
     checks += [env.check_credentials(ctx), env.check_zone(ctx)]
     return checks

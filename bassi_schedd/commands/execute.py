@@ -24,7 +24,7 @@ from typing import IO, Any, cast
 
 from bassi_schedd.errors import TaskFileError, UsageError, UserError
 from bassi_schedd.paths import FILE_MODE, Home, write_private_file
-from bassi_schedd.process import EXIT_CODE_FILE
+from bassi_schedd.process import EXIT_CODE_FILE, create_time
 from bassi_schedd.spec import TaskSpec
 
 KILL_GRACE_S = 10.0
@@ -81,6 +81,11 @@ def _load(home: Home, ref: str) -> tuple[Any, TaskSpec]:
     path = Path(ref).expanduser() if ref.endswith(".toml") else home.tasks_dir / f"{ref}.toml"
     if not path.is_file():
         raise UsageError(f"no task named '{ref}' (no file {path})")
+    from bassi_schedd.taskfile import tasks_dir_error
+
+    folder_error = tasks_dir_error(home.tasks_dir)
+    if folder_error is not None and path.parent.resolve() == home.tasks_dir.resolve():
+        raise folder_error
     try:
         config = load_config(home)
         return config, load_task_file(path, config)
@@ -105,6 +110,7 @@ def execute_task(home: Home, ref: str) -> int:
             new_run_id(now),
             lambda rid: str(home.run_dir(task.name, rid)),
             os.getpid(),
+            create_time(os.getpid()),
             now,
         )
         run_dir = home.run_dir(task.name, run_id)

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from bassi_schedd import install as svc
+from bassi_schedd import service_state
 from bassi_schedd.errors import UserError
 from bassi_schedd.paths import Home, make_private_dir, write_private_file
 
@@ -60,6 +61,7 @@ def install(platform: svc.Platform, home: Home, *, dry_run: bool, no_start: bool
             "use 'bassi-schedd install --no-start' to only write the file, or run "
             "'bassi-schedd run' under your own supervisor"
         )
+    _check_lock_holder(home, no_start=no_start)
 
     dirs = [d for d in _home_dirs(home) if not d.is_dir()]
     example = _example_target(home)
@@ -111,6 +113,29 @@ def install(platform: svc.Platform, home: Home, *, dry_run: bool, no_start: bool
     if platform == "linux":
         _check_linger()
     return 0
+
+
+def _check_lock_holder(home: Home, *, no_start: bool) -> None:
+    """Refuse to start the service while a daemon it does not run holds the home's lock.
+
+    That daemon would make the service's own exit at once, and systemd or launchd would then
+    restart it forever while ``enable --now`` or ``bootstrap`` reports a failure. ``--no-start``
+    starts nothing now, so it only warns.
+    """
+    holder = service_state.foreign_holder(home)
+    if holder is None:
+        return
+    if no_start:
+        _warn(
+            f"a bassi-schedd daemon {holder.who()} (pid {holder.pid}) holds the lock of "
+            f"{home.root}; stop it ({holder.stop_hint()}) before you start the service"
+        )
+        return
+    raise UserError(
+        f"a bassi-schedd daemon {holder.who()} (pid {holder.pid}) holds the lock of "
+        f"{home.root}, so the service's own daemon cannot start; stop it first "
+        f"({holder.stop_hint()}), then run install again"
+    )
 
 
 def _read(path: Path) -> str | None:
@@ -166,7 +191,7 @@ def _run_checked(cmd: svc.Cmd) -> None:
             return
         if attempt < cmd.retries:
             time.sleep(1.0)
-    detail = _first_line(result.stderr) or _first_line(result.stdout) or f"exit {result.returncode}"
+    detail = service_state.reason_line(result.stdout, result.stderr) or f"exit {result.returncode}"
     hint = ""
     if cmd.argv[0] == "systemctl" and "bus" in detail.lower():
         # Typical over ssh/su: no user manager, or XDG_RUNTIME_DIR not set for it.
@@ -178,10 +203,6 @@ def _run_checked(cmd: svc.Cmd) -> None:
     elif cmd.argv[0] == "systemctl":
         hint = "; see 'journalctl --user -u bassi-schedd -n 50'"
     raise UserError(f"'{cmd}' failed: {detail}{hint}")
-
-
-def _first_line(text: str) -> str:
-    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def _check_linger() -> None:
@@ -220,7 +241,8 @@ def uninstall(platform: svc.Platform, home: Home, *, dry_run: bool) -> int:
             _say(f"running: {cmd}")
             result = svc.run_cmd(cmd)
             if result.returncode != 0 and not cmd.may_fail:
-                detail = _first_line(result.stderr) or f"exit {result.returncode}"
+                detail = service_state.reason_line(result.stdout, result.stderr)
+                detail = detail or f"exit {result.returncode}"
                 failures.append(f"'{cmd}' failed: {detail}")
 
     run_all(before)  # before the removal: systemctl disable reads the unit's [Install]

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from bassi_schedd import __version__
 from bassi_schedd.durations import format_duration_s
+from bassi_schedd.errors import printable
 from bassi_schedd.paths import Home
 from bassi_schedd.status import Status, gather
 
@@ -50,7 +51,7 @@ def _mb(n: int) -> str:
 
 def render(st: Status) -> str:
     """The human report: one fact per line, labels aligned."""
-    out: list[str] = [f"bassi-schedd {__version__}, home {st.home.root}"]
+    out: list[str] = [f"bassi-schedd {__version__}, home {printable(str(st.home.root))}"]
 
     def line(label: str, text: str) -> None:
         out.append(f"{label + ':':<11} {text}")
@@ -89,7 +90,9 @@ def render(st: Status) -> str:
     if st.paused:
         detail(f"paused: {', '.join(sorted(st.paused))}")
     for name, error in sorted(st.invalid.items()):
-        detail(f"invalid {name}: {error}")
+        name, error = printable(name), printable(error)
+        # An error keyed by its path already starts with it.
+        detail(f"invalid {error}" if error.startswith(name) else f"invalid {name}: {error}")
     if st.config_error:
         detail(f"schedd.toml ignored: {st.config_error}")
     line("running", str(len(st.running)))

@@ -13,7 +13,7 @@ from pathlib import Path
 from bassi_schedd.errors import UserError
 from bassi_schedd.lock import read_holder
 from bassi_schedd.paths import Home
-from bassi_schedd.taskfile import NAME_RE
+from bassi_schedd.taskfile import NAME_RE, tasks_dir_error
 from bassi_schedd.tomledit import TomlEditError, set_top_level_bool
 from bassi_schedd.tomlfile import read_checked_toml
 
@@ -27,6 +27,9 @@ def _task_path(home: Home, name: str) -> str:
     path = home.tasks_dir / f"{name}.toml"
     if not path.is_file():
         raise UserError(f"no task named '{name}' (no file {path})")
+    folder_error = tasks_dir_error(home.tasks_dir)
+    if folder_error is not None:
+        raise folder_error
     return str(path)
 
 
@@ -143,6 +146,4 @@ def main(args: argparse.Namespace, home: Home) -> int:
     """Dispatch trigger/pause/resume."""
     if args.command == "trigger":
         return trigger(home, args.task)
-    if args.command in ("pause", "resume"):
-        return set_enabled(home, args.task, args.command == "resume")
-    raise UserError(f"'{args.command}' is not available yet")
+    return set_enabled(home, args.task, args.command == "resume")

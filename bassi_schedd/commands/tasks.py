@@ -6,19 +6,24 @@ import argparse
 import json
 import os
 import sqlite3
-import stat
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bassi_schedd.config import config_from_dict, load_config, system_timezone
-from bassi_schedd.errors import TaskFileError, UsageError, UserError
+from bassi_schedd.errors import TaskFileError, UsageError, UserError, printable
 from bassi_schedd.loader import TaskLoader
 from bassi_schedd.paths import FILE_MODE, Home
 from bassi_schedd.schedule import next_times
 from bassi_schedd.spec import DaemonConfig, TaskSpec
-from bassi_schedd.taskfile import NAME_RE, is_task_file_name, load_task_file, task_from_text
+from bassi_schedd.taskfile import (
+    NAME_RE,
+    is_task_file_name,
+    load_task_file,
+    task_from_text,
+    tasks_dir_error,
+)
 from bassi_schedd.tomlfile import FieldError, file_error, read_checked_toml
 
 MAX_NEXT = 1000
@@ -65,6 +70,8 @@ def _summaries(home: Home) -> dict[str, Any]:
 def _rows(home: Home) -> list[dict[str, Any]]:
     config = load_config(home)
     result = TaskLoader(home, config).load()
+    if result.folder_error is not None:
+        raise result.folder_error  # nothing in the folder is loaded: say why, exit 1
     summaries = _summaries(home)
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
@@ -87,7 +94,7 @@ def _rows(home: Home) -> list[dict[str, Any]]:
         spec = result.tasks.get(name)
         if spec is None:
             err = result.errors[name]
-            row.update(file=err.path, error=str(err))
+            row.update(file=printable(err.path), error=str(err))
             if not NAME_RE.match(name):
                 row["name"] = Path(name).name
         else:
@@ -119,12 +126,12 @@ def cmd_list(args: argparse.Namespace, home: Home) -> int:
         )
         return 0
     if not rows:
-        print(f"no tasks in {home.tasks_dir}")
+        print(f"no tasks in {printable(str(home.tasks_dir))}")
         return 0
     header = ("NAME", "SCHEDULE", "ZONE", "NEXT RUN", "LAST", "STATE")
     table = [header] + [
         (
-            r["name"],
+            printable(r["name"]),
             r["schedule"] or "-",
             r["timezone"] or "-",
             r.get("_next", "-"),
@@ -150,6 +157,9 @@ def _named_task(home: Home, config: DaemonConfig, name: str) -> TaskSpec:
     path = home.tasks_dir / f"{name}.toml"
     if not NAME_RE.match(name) or not path.is_file():
         raise UserError(f"no task named '{name}' (no file {path})")
+    folder_error = tasks_dir_error(home.tasks_dir)
+    if folder_error is not None:
+        raise folder_error
     return load_task_file(path, config)
 
 
@@ -183,18 +193,26 @@ def _check_paths(home: Home, files: list[str]) -> list[Path]:
     if files:
         out = []
         for f in files:
-            p = Path(f).expanduser()
-            if not p.exists() and "/" not in f and not f.endswith(".toml"):
-                p = home.tasks_dir / f"{f}.toml"  # `check weekly` means tasks/weekly.toml
-            out.append(p.absolute())
+            if "/" not in f and not f.endswith(".toml"):
+                # A bare name is always the task, even where ./NAME happens to exist.
+                out.append(home.tasks_dir / f"{f}.toml")
+            else:
+                out.append(Path(f).expanduser().absolute())
         return out
     try:
         with os.scandir(home.tasks_dir) as it:
-            names = sorted(e.name for e in it if is_task_file_name(e.name))
+            # Not only regular files: a FIFO or a broken symlink gets its own error line.
+            names = sorted(e.name for e in it if is_task_file_name(e.name) and not _is_dir(e))
     except FileNotFoundError:
         return []
-    paths = [home.tasks_dir / n for n in names]
-    return [p for p in paths if p.exists() and stat.S_ISREG(p.stat().st_mode)]
+    return [home.tasks_dir / n for n in names]
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a symlink loop: not a folder, reported by the read
+        return False
 
 
 def _check_config_file(path: Path) -> None:
@@ -218,13 +236,23 @@ def cmd_check(args: argparse.Namespace, home: Home) -> int:
         config = DaemonConfig(timezone=system_timezone())
     paths = _check_paths(home, list(args.files))
     if not paths and not args.files:
-        print(f"no task files in {home.tasks_dir}")
+        print(f"no task files in {printable(str(home.tasks_dir))}")
+    tasks_dir = home.tasks_dir.resolve()
+    folder_error = tasks_dir_error(home.tasks_dir)
+    if folder_error is not None and any(p.parent.resolve() == tasks_dir for p in paths):
+        print(f"error {folder_error}")
+        failures += 1
     for path in paths:
+        in_tasks = path.parent.resolve() == tasks_dir
+        if in_tasks and folder_error is not None:
+            continue  # nothing in it is loaded; said once above
         try:
-            if path.name == "schedd.toml":
-                if path != home.config_file.absolute():
+            # Only BASSI_HOME/schedd.toml and ones outside tasks/ are daemon settings:
+            # tasks/schedd.toml is the task named "schedd".
+            if path.name == "schedd.toml" and not in_tasks:
+                if path.resolve() != home.config_file.resolve():
                     _check_config_file(path)
-                    print(f"ok {path}")
+                    print(f"ok {printable(str(path))}")
                 continue
             spec = load_task_file(path, config)
         except TaskFileError as e:

@@ -50,6 +50,7 @@ EVENTS = (
     "lock.busy",
     # beyond SPEC 7
     "run.timeout",
+    "run.leftovers",
     "runs.pruned",
     "runs.prune_failed",
     "notify.sent",

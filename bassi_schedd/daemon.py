@@ -225,11 +225,11 @@ class Daemon:
         self.sched.set_tasks(dict(result.tasks), now, errors)
 
     def _register_secrets(self, specs: object) -> None:
-        from bassi_schedd.logs import register_secret_values
+        from bassi_schedd.logs import register_secret_values, secret_env_values
 
-        values = [v for s in specs for _, v in s.env]  # type: ignore[attr-defined]
-        values += [os.environ[n] for n in self.sched.config.pass_env if n in os.environ]
-        register_secret_values(values)
+        variables = [pair for s in specs for pair in s.env]  # type: ignore[attr-defined]
+        variables += [(n, os.environ[n]) for n in self.sched.config.pass_env if n in os.environ]
+        register_secret_values(secret_env_values(variables))
 
     # -- stopping -----------------------------------------------------------------------------
 

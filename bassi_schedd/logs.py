@@ -6,7 +6,10 @@ millisecond precision, ``Z`` suffix: ``2026-11-22T08:00:01.123Z``), ``level`` an
 
 Secrets: a field whose *name* looks secret (``api_key``, ``oauth_token``, ``password`` ...) is
 logged as ``"***"``, every value of an ``env`` dict likewise, and any value declared with
-:func:`register_secret_values` is cut out of every string wherever it appears.
+:func:`register_secret_values` is cut out of the free-text fields (error, reason, detail,
+output, exception ...: every field but the structural ones in ``STRUCTURAL_FIELDS``, which a
+reader filters on and which never hold a secret). :func:`secret_env_values` picks which
+environment values are worth declaring.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ EVENTS = (
     "lock.busy",
     # beyond SPEC 7
     "run.timeout",
+    "run.leftovers",
     "runs.pruned",
     "runs.prune_failed",
     "notify.sent",
@@ -57,13 +61,63 @@ EVENTS = (
     "run.output_trimmed",
     "trigger.refused",
 )
-__all__ = ["EVENTS", "LEVELS", "LogFile", "configure_logging", "register_secret_values"]
+__all__ = [
+    "EVENTS",
+    "LEVELS",
+    "LogFile",
+    "configure_logging",
+    "register_secret_values",
+    "secret_env_values",
+]
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 REDACTED = "***"
 MIN_SECRET_LEN = 4  # shorter values would scrub ordinary words and numbers everywhere
+# A value of a variable whose name does not look secret is taken for one from this length on:
+# "info", "2026" or "start" are settings, a token or password is longer.
+MIN_PLAIN_SECRET_LEN = 8
+# Fields that identify and structure a line (what `logs --task/--run/--level` and jq filter on):
+# names, ids, times, statuses, numbers and paths the daemon makes. No user text or child output
+# reaches them, so registered values are never cut out of them.
+STRUCTURAL_FIELDS = frozenset(
+    {
+        "ts",
+        "level",
+        "event",
+        "task",
+        "run_id",
+        "scheduled_for",
+        "trigger",
+        "status",
+        "exit_code",
+        "duration_s",
+        "cost_usd",
+        "attempt",
+        "pid",
+        "retry_at",
+        "started_at",
+        "ended_at",
+        "now",
+        "first_after",
+        "recorded_from",
+        "channel",
+        "kind",
+        "url",
+        "file",
+        "path",
+        "home",
+        "pid_file",
+        "version",
+        "signal",
+    }
+)
 
 _SECRET_NAME = re.compile(r"key|token|secret|passw(?:or)?d|credential|auth", re.IGNORECASE)
+# Environment variable names whose value is a secret even when short (DB_PASS, GH_PAT, ...).
+_SECRET_ENV_NAME = re.compile(
+    r"KEY|TOKEN|SECRET|PASS|PWD|CREDENTIAL|AUTH|COOKIE|SESSION|PRIVATE|SIGNATURE|_PAT\b",
+    re.IGNORECASE,
+)
 # Names that match the pattern but carry counts or TOML key names, never secrets.
 _SAFE_NAMES = frozenset(
     {
@@ -93,6 +147,22 @@ def register_secret_values(values: Iterable[str]) -> None:
         _secret_re = re.compile("|".join(re.escape(v) for v in ordered))
 
 
+def secret_env_values(variables: Iterable[tuple[str, str]]) -> list[str]:
+    """Which values of environment variables (task ``env``, ``pass_env``) to treat as secrets.
+
+    A variable named like a secret (``*KEY*``, ``*TOKEN*``, ``*SECRET*``, ``*PASS*``,
+    ``*AUTH*``, ``*CREDENTIAL*`` ...) from ``MIN_SECRET_LEN`` characters, any other from
+    ``MIN_PLAIN_SECRET_LEN``: cutting "info" or "2026" out of log lines hides nothing and breaks
+    them.
+    """
+    out = []
+    for name, value in variables:
+        low = MIN_SECRET_LEN if _SECRET_ENV_NAME.search(name) else MIN_PLAIN_SECRET_LEN
+        if len(value) >= low:
+            out.append(value)
+    return out
+
+
 def clear_secret_values() -> None:
     """Forget every registered value (tests; a daemon never needs this)."""
     global _secret_re
@@ -111,36 +181,39 @@ def _scrub(text: str) -> str:
     return text if pattern is None else pattern.sub(REDACTED, text)
 
 
-def _clean(name: str, value: Any) -> Any:
-    """The value as it may be logged: JSON-native, secrets removed."""
+def _clean(name: str, value: Any, free: bool) -> Any:
+    """The value as it may be logged: JSON-native, secrets removed (``free``: free text)."""
     if value is None or isinstance(value, bool):
         return value
     if name == "env" and isinstance(value, Mapping):
-        return {_scrub(str(k)): REDACTED for k in value}
+        return {str(k): REDACTED for k in value}
     if name and is_secret_name(name):
         return REDACTED
-    if isinstance(value, str):
-        return _scrub(value)
     if isinstance(value, int):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     if isinstance(value, Mapping):
-        return {_scrub(str(k)): _clean(str(k), v) for k, v in value.items()}
+        return {str(k): _clean(str(k), v, free) for k, v in value.items()}
     if isinstance(value, list | tuple | set | frozenset):
-        return [_clean("", v) for v in value]
+        return [_clean("", v, free) for v in value]
     if isinstance(value, datetime):
         return value.isoformat()
-    try:
-        text = str(value)
-    except Exception:  # a broken __str__ must not break logging
-        text = f"<unprintable {type(value).__name__}>"
-    return _scrub(text)
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = str(value)
+        except Exception:  # a broken __str__ must not break logging
+            text = f"<unprintable {type(value).__name__}>"
+    return _scrub(text) if free else text
 
 
 def redact(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
-    """structlog processor: secret-looking names, ``env`` dicts and registered values."""
-    return {str(k): _clean(str(k), v) for k, v in event_dict.items()}
+    """structlog processor: secret-looking names, ``env`` dicts, registered values in free text."""
+    return {
+        str(k): _clean(str(k), v, str(k) not in STRUCTURAL_FIELDS) for k, v in event_dict.items()
+    }
 
 
 def _order(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:

@@ -244,18 +244,22 @@ def http_ping(
 
 
 def _net_reason(e: Exception) -> str:
+    import http.client
     import urllib.error
 
     inner = e.reason if isinstance(e, urllib.error.URLError) else e
     if isinstance(inner, TimeoutError):
         return "no answer within the timeout"
+    if isinstance(inner, http.client.InvalidURL):  # its message quotes the URL, secret path too
+        return "the URL was refused as invalid"
     return str(inner) or type(inner).__name__
 
 
 def redact_url(url: str) -> str:
-    """A ping URL for the log: scheme and host only (the path is the check's secret)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}/…"
+    """A ping URL for the log: scheme and host only (the path, or a user:password@, is secret)."""
+    from bassi_schedd.validate import url_for_message
+
+    return url_for_message(url)
 
 
 # -- desktop ------------------------------------------------------------------------------------

@@ -5,6 +5,11 @@ the run folder: if the daemon dies, the next daemon adopts the still-running chi
 learn how it ended. Children get their own session, so a timeout can signal the group; psutil
 finds descendants that escaped into their own groups or sessions, and on Linux the daemon becomes
 a child subreaper so orphans are re-parented to it (and reaped) instead of to init.
+
+On Linux each run's wrapper is a child subreaper too: a process that double-forks away from the
+run (and clears its environment) is re-parented to the wrapper, so it stays in the run's tree for
+as long as the run lives, whatever else runs. Only once the wrapper itself is gone do such
+processes reach the daemon, and then they can only come from a run whose wrapper ended.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,17 +32,38 @@ from bassi_schedd.paths import FILE_MODE
 EXIT_CODE_FILE = "exit_code"
 _WRAPPER = '"$@"; rc=$?; echo "$rc" > "$BASSI_RUN_DIR/exit_code"; exit "$rc"'
 _PR_SET_CHILD_SUBREAPER = 36
+# Set once this process is a subreaper: then the runs it spawns become subreapers as well.
+_run_preexec: Callable[[], None] | None = None
 
 
 def become_subreaper() -> bool:
-    """On Linux, adopt our orphaned descendants so none escapes to init (best effort)."""
+    """On Linux, adopt our orphaned descendants so none escapes to init (best effort).
+
+    From then on :func:`spawn` makes each run's wrapper a subreaper too (see the module notes).
+    """
+    global _run_preexec
     if not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+        prctl = libc.prctl
+        if int(prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) != 0:
+            return False
     except (OSError, AttributeError):
         return False
+
+    def child_becomes_subreaper() -> None:
+        # Runs in the forked child before exec. It only calls a libc function resolved before
+        # the fork (no import, no lock another thread could hold); the flag survives exec.
+        prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+    _run_preexec = child_becomes_subreaper
+    return True
+
+
+def runs_are_subreapers() -> bool:
+    """Whether spawned runs keep their orphans in their own tree (Linux, after become_subreaper)."""
+    return _run_preexec is not None
 
 
 def spawn(
@@ -58,6 +85,7 @@ def spawn(
             start_new_session=True,
             umask=0o077,
             close_fds=True,
+            preexec_fn=_run_preexec,
         )
     finally:
         os.close(out_fd)
@@ -156,6 +184,16 @@ def signal_run(root_pid: int, run_id: str, sig: int) -> int:
     return alive
 
 
+def running_pids(procs: list[psutil.Process]) -> set[int]:
+    """The pids of those processes that still run (a zombie only waits to be reaped)."""
+    pids = set()
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            if p.status() != psutil.STATUS_ZOMBIE:
+                pids.add(p.pid)
+    return pids
+
+
 def _any_alive(procs: list[psutil.Process]) -> bool:
     for p in procs:
         try:
@@ -166,22 +204,29 @@ def _any_alive(procs: list[psutil.Process]) -> bool:
     return False
 
 
-def untracked_children(tracked: set[int]) -> set[int]:
-    """Live children of the daemon it did not start itself: orphans re-parented to it.
+def untracked_children(tracked: set[int]) -> dict[int, float]:
+    """Live children of the daemon it did not start itself (orphans re-parented to it), with
+    their create times.
 
     Notify programs (``BASSI_EVENT`` in their environment) are the daemon's own too.
     """
-    found = set()
+    found = {}
     for c in psutil.Process().children():
         if c.pid in tracked:
             continue
         try:
             if c.status() == psutil.STATUS_ZOMBIE or "BASSI_EVENT" in c.environ():
                 continue
+            found[c.pid] = float(c.create_time())
         except psutil.Error:
             continue
-        found.add(c.pid)
     return found
+
+
+def leftover_note(count: int) -> str:
+    """The line a run's output.log gets when its main process exited before its children."""
+    things = "process" if count == 1 else "processes"
+    return f"bassi-schedd: the run's main process exited; stopping {count} {things} it left running"
 
 
 def reap_strays(tracked: set[int]) -> list[int]:
@@ -215,8 +260,9 @@ class Active:
     root_rc: int | None = None
     root_done: bool = False
     # Orphans re-parented to the daemon that carry no trace of their run (double fork, setsid,
-    # cleared environment): attributed to this run when it was the only one running.
-    orphans: set[int] = field(default_factory=set)
+    # cleared environment), by pid -> create time: they reach the daemon only once this run's
+    # wrapper is gone (it is their subreaper until then), so they are claimed by such runs.
+    orphans: dict[int, float | None] = field(default_factory=dict)
 
     def poll(self) -> tuple[bool, int | None]:
         """(ended, exit code) without blocking.
@@ -236,20 +282,42 @@ class Active:
                 self.root_rc = read_exit_code(self.run_dir)
             self.root_done = True
         if self.stop_reason is not None and (
-            _any_alive(run_processes(self.pid, self.run_id)) or _any_alive(self._orphans())
+            _any_alive(run_processes(self.pid, self.run_id)) or _any_alive(self.live_orphans())
         ):
             return False, None
         return True, self.root_rc
 
-    def _orphans(self) -> list[psutil.Process]:
+    def live_orphans(self) -> list[psutil.Process]:
+        """The claimed orphans still running (a pid now used by another process is not one)."""
         procs = []
-        for pid in self.orphans:
+        for pid, created in self.orphans.items():
             with contextlib.suppress(psutil.Error):
-                procs.append(psutil.Process(pid))
+                p = psutil.Process(pid)
+                if created is None or abs(p.create_time() - created) <= 0.01:  # not a reused pid
+                    procs.append(p)
         return procs
 
+    def claim(self, orphans: dict[int, float | None]) -> None:
+        """Make ``orphans`` part of this run; if it is being stopped, they get its signals now."""
+        new = {pid: t for pid, t in orphans.items() if pid not in self.orphans}
+        if not new:
+            return
+        self.orphans.update(new)
+        if self.kill_at_mono is not None:
+            for pid in new:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGTERM)
+
+    def wrapper_gone(self) -> bool:
+        """The run's root (its wrapper, the orphans' subreaper) has exited."""
+        if self.root_done:
+            return True
+        if self.popen is not None:
+            return self.popen.poll() is not None
+        return not is_alive(self.pid, self.created)
+
     def _signal_orphans(self, sig: int) -> None:
-        for p in self._orphans():
+        for p in self.live_orphans():
             with contextlib.suppress(psutil.Error):
                 p.send_signal(sig)
 

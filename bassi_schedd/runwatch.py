@@ -23,8 +23,11 @@ from bassi_schedd.notify import Notifier
 from bassi_schedd.outputcap import trim_output
 from bassi_schedd.process import (
     Active,
+    leftover_note,
     reap_strays,
     run_processes,
+    running_pids,
+    runs_are_subreapers,
     signal_run,
     untracked_children,
 )
@@ -64,7 +67,7 @@ class RunWatcher:
         if a.stop_reason is None:
             with self.db.tx() as c:
                 self.db.set_stopping(c, a.run_id, reason)
-        if len(self.active) == 1:
+        if len(self.active) == 1 and not runs_are_subreapers():
             a.orphans |= self.orphans()
         a.terminate(reason, mono, KILL_GRACE_S)
 
@@ -78,10 +81,11 @@ class RunWatcher:
         with self.notifier.children.held() as notify_pids:
             yield pids | notify_pids
 
-    def orphans(self) -> set[int]:
-        """Live children of the daemon that it did not start: orphans re-parented to it."""
+    def orphans(self) -> dict[int, float | None]:
+        """Live children of the daemon that it did not start (orphans re-parented to it), by pid
+        with their create times."""
         with self.tracked_pids() as tracked:
-            return untracked_children(tracked)
+            return dict(untracked_children(tracked))
 
     def running_count(self) -> int:
         """Runs holding a slot: one being stopped does not, so `replace` never waits for it."""
@@ -101,6 +105,7 @@ class RunWatcher:
     def service(self, now: datetime) -> None:
         """Reap ended runs, enforce timeouts and kill deadlines, start what became startable."""
         mono = time.monotonic()
+        self._claim_orphans(mono)
         for a in list(self.active):
             ended, rc = a.poll()
             if ended:
@@ -117,11 +122,37 @@ class RunWatcher:
             reap_strays(tracked)
         if not self.active:
             # Nothing runs, so any orphan re-parented to us is a leftover of a finished run.
-            swept = {pid for pid, *_ in self.sweeps}
-            for pid in self.orphans() - swept:
-                self.sweeps.append((pid, "", mono + KILL_GRACE_S, False))
+            self._sweep_orphans(self.orphans(), mono)
         # Also when nothing ended: a retry's or a jittered run's not-before time may have come.
         self.dispatch(now)
+
+    def _claim_orphans(self, mono: float) -> None:
+        """Give each orphan re-parented to the daemon to the run it came from.
+
+        A run's wrapper is its processes' subreaper, so an orphan reaches the daemon only once
+        the wrapper of its run has exited: it belongs to a run whose wrapper is gone (if several,
+        it goes down with each), or to one that already ended (then it is swept now).
+        """
+        if not self.active or not runs_are_subreapers():
+            return
+        orphans = self.orphans()
+        for a in self.active:
+            for pid in a.orphans:
+                orphans.pop(pid, None)
+        for pid, *_ in self.sweeps:
+            orphans.pop(pid, None)
+        if not orphans:
+            return
+        owners = [a for a in self.active if a.wrapper_gone()]
+        for a in owners:
+            a.claim(orphans)
+        if not owners:
+            self._sweep_orphans(orphans, mono)
+
+    def _sweep_orphans(self, orphans: dict[int, float | None], mono: float) -> None:
+        swept = {pid for pid, *_ in self.sweeps}
+        for pid in orphans.keys() - swept:
+            self.sweeps.append((pid, "", mono + KILL_GRACE_S, False))
 
     def _on_end(self, a: Active, rc: int | None) -> None:
         if a.stop_reason is not None:
@@ -130,10 +161,15 @@ class RunWatcher:
             status = "success"
         else:
             status = "failed"
-        leftovers = [p.pid for p in run_processes(a.pid, a.run_id)]
+        leftovers = running_pids([*run_processes(a.pid, a.run_id), *a.live_orphans()])
         if leftovers:
-            # Like systemd's control-group kill: nothing of a finished run keeps running.
-            self.sweeps.append((a.pid, a.run_id, time.monotonic() + KILL_GRACE_S, False))
+            # Like systemd's control-group kill: nothing of a finished run keeps running. The
+            # run itself ended with its main process; the leftovers are noted, then stopped.
+            mono = time.monotonic()
+            self.sweeps.append((a.pid, a.run_id, mono + KILL_GRACE_S, False))
+            self._sweep_orphans(a.orphans, mono)
+            _note_leftovers(a.run_dir, len(leftovers))
+            log.warning("run.leftovers", task=a.task, run_id=a.run_id, processes=len(leftovers))
         self.finish_run(a.run_id, status, rc)
 
     def _sweep(self, mono: float) -> None:
@@ -248,6 +284,14 @@ class RunWatcher:
         if self.active:
             cands.append(mono + OUTPUT_CHECK_S)
         return min(cands) if cands else None
+
+
+def _note_leftovers(run_dir: Path, count: int) -> None:
+    try:
+        with (run_dir / "output.log").open("a", encoding="utf-8") as f:
+            f.write(leftover_note(count) + "\n")
+    except OSError:
+        pass
 
 
 def _read_result(run_dir: Path) -> dict[str, object]:

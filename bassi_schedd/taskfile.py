@@ -30,7 +30,7 @@ from bassi_schedd.validate import (
     check_table,
     check_url,
     check_zone,
-    describe,
+    kind_of,
     reject_unknown,
 )
 
@@ -161,7 +161,10 @@ def _cwd(value: object, deps: Deps) -> Path:
 
 
 def _env(value: object) -> tuple[tuple[str, str], ...]:
-    table = check_table(value, "env")
+    # Errors name the key and the type, never the value: env values are where secrets live.
+    if not isinstance(value, dict):
+        raise FieldError("env", f"must be a table, got {kind_of(value)}")
+    table = value
     out: list[tuple[str, str]] = []
     for name, val in table.items():
         key = f"env.{name}"
@@ -172,7 +175,7 @@ def _env(value: object) -> tuple[tuple[str, str], ...]:
                 key, "BASSI_* variables are set by bassi-schedd and cannot be overridden"
             )
         if not isinstance(val, str):
-            raise FieldError(key, f'must be a string (write {name} = "..."), got {describe(val)}')
+            raise FieldError(key, f'must be a string (write {name} = "..."), got {kind_of(val)}')
         out.append((name, check_str(val, key)))
     return tuple(out)
 

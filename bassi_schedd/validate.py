@@ -26,8 +26,8 @@ NOTIFY_EVENTS = ("success", "failure", "timeout", "missed", "recovered")
 NOTIFY_KEYS = ("on", "command", "desktop")
 
 
-def describe(value: object) -> str:
-    """A TOML-flavoured name for a value's type, with the value when it is short."""
+def kind_of(value: object) -> str:
+    """A TOML-flavoured name for a value's type, never the value (env values, URLs: secrets)."""
     kinds: list[tuple[type | tuple[type, ...], str]] = [
         (bool, "a boolean"),
         (int, "an integer"),
@@ -37,7 +37,12 @@ def describe(value: object) -> str:
         (dict, "a table"),
         ((datetime, date, time), "a date-time"),
     ]
-    name = next((n for t, n in kinds if isinstance(value, t)), type(value).__name__)
+    return next((n for t, n in kinds if isinstance(value, t)), type(value).__name__)
+
+
+def describe(value: object) -> str:
+    """A TOML-flavoured name for a value's type, with the value when it is short."""
+    name = kind_of(value)
     if isinstance(value, bool):
         return f"{name} ({str(value).lower()})"
     if isinstance(value, int | float | str) and len(repr(value)) <= 40:
@@ -205,22 +210,39 @@ def check_zone(value: object, key: str) -> str:
     return name
 
 
-def check_url(value: object, key: str) -> str:
-    """An http or https URL with a host; "" means none (a task turns a schedd.toml default off)."""
-    text = check_str(value, key)
-    if text == "":
-        return text
+def url_for_message(text: str) -> str:
+    """What an error or log line may show of a URL: scheme and host (the rest can be a secret)."""
     try:
         parts = urlsplit(text)
-    except ValueError as e:
-        raise FieldError(key, f"is not a valid URL: {e}") from None
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or any(c.isspace() for c in text)
-    ):
-        raise FieldError(key, f"must be an http:// or https:// URL, got {text!r}")
-    return text
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        return "a URL that cannot be parsed (bad port or brackets)"
+    if not host:
+        return f"a {parts.scheme}: URL without a host" if parts.scheme else "no scheme://host"
+    shown = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{shown}{'' if port is None else f':{port}'}/…"
+
+
+def check_url(value: object, key: str) -> str:
+    """An http or https URL with a host; "" means none (a task turns a schedd.toml default off).
+
+    Errors show only the scheme and host: a ping URL's path or user info is its secret.
+    """
+    if not isinstance(value, str):
+        raise FieldError(key, f"must be a string, got {kind_of(value)}")
+    if value == "":
+        return value
+    problem = f"must be an http:// or https:// URL, got {url_for_message(value)}"
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        raise FieldError(key, problem) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise FieldError(key, problem)
+    if any(c.isspace() or not c.isprintable() for c in value):
+        raise FieldError(key, "must not contain spaces or control characters")
+    return value
 
 
 def check_notify(value: object, key: str) -> NotifySpec:

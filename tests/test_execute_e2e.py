@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from conftest import CLI, CliResult, base_env, db_rows, flag_value, has_flag, wait_for
 from fake_claude import RESULT_TEXT, install, write_run_dir
@@ -469,6 +471,44 @@ def test_execute_command_task_timeout_kills_it(
     assert_one_clean_error_line(res, "timed out after 1s")
     (row,) = history(home)
     assert (row["status"], row["exit_code"]) == ("timeout", 124)
+
+
+def test_execute_command_ends_with_its_main_process_and_stops_what_it_left(
+    tmp_path: Path, home: Home, cli: Cli, write_task: Callable[[str, str], Path]
+) -> None:
+    """As in the daemon: the main process exited 0, so the run is a success, at once; what it
+    left running (here hidden: double fork, own session, empty environment, SIGTERM ignored,
+    holding the output pipe) is noted and stopped, not waited for until the timeout."""
+    pid_file = tmp_path / "left.pid"
+    (tmp_path / "left.sh").write_text(
+        f"trap '' TERM; echo $$ > {pid_file}.tmp; mv {pid_file}.tmp {pid_file}; exec sleep 300\n"
+    )
+    detach = (
+        f"( setsid env -i /bin/sh {tmp_path / 'left.sh'} & ); "
+        f"while [ ! -e {pid_file} ]; do sleep 0.05; done; echo done; exit 0"
+    )
+    write_task(
+        "detach",
+        f'schedule = "@daily"\ntimeout = "40s"\ncwd = "{tmp_path}"\n'
+        f'command = ["/bin/sh", "-c", "{detach}"]\n',
+    )
+    started = time.monotonic()
+    try:
+        res = cli("execute", "detach")
+    finally:
+        if pid_file.exists():
+            pid = int(pid_file.read_text())
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    # The SIGKILL after the 10 s grace ends the leftover; the timeout would be 40 s.
+    assert res.returncode == 0 and time.monotonic() - started < 35, res.stderr
+    assert "done\n" in res.stdout
+    assert "main process exited; stopping 1 process it left running" in res.stderr
+    (row,) = history(home)
+    assert (row["status"], row["exit_code"]) == ("success", 0)
+    output = (Path(str(row["run_dir"])) / "output.log").read_text()
+    assert "done\n" in output and "main process exited; stopping" in output
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
 def test_execute_command_that_cannot_start(

@@ -29,6 +29,7 @@ from bassi_schedd.logs import (
     dropped_lines,
     register_secret_values,
     reset_logging,
+    secret_env_values,
 )
 
 TS_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -180,7 +181,7 @@ def test_secrets_never_reach_the_file_or_stderr(tmp_path: Path) -> None:
         output_tokens=56,
         key="schedule",
     )
-    log.info("user said hunter22")
+    log.info("run.end", error="user said hunter22")
     try:
         raise RuntimeError("failed with sk-ant-registered-123")
     except RuntimeError:
@@ -206,7 +207,7 @@ def test_secrets_never_reach_the_file_or_stderr(tmp_path: Path) -> None:
     assert first["message"] == "calling with *** now"
     # Counts and TOML key names are not secrets.
     assert (first["input_tokens"], first["output_tokens"], first["key"]) == (1234, 56, "schedule")
-    assert second["event"] == "user said ***"
+    assert second["error"] == "user said ***"
     assert "RuntimeError: failed with ***" in str(third["exception"])
 
 
@@ -216,6 +217,45 @@ def test_short_values_are_not_registered(tmp_path: Path) -> None:
     register_secret_values(["abc", "on"])
     structlog.get_logger().info("run.start", note="abc on")
     assert records(log_file)[0]["note"] == "abc on"
+
+
+def test_structural_fields_are_never_rewritten(tmp_path: Path) -> None:
+    """Registered values are cut out of free text only: ts, level, event, task, ids stay whole."""
+    log_file = tmp_path / "schedd.log"
+    configure_logging(log_file, stderr=None)
+    register_secret_values(["2026", "info", "start", "nightly", "20261206T053000Z"])
+    structlog.get_logger().info(
+        "run.start",
+        task="nightly",
+        run_id="20261206T053000Z-3f17ea",
+        scheduled_for="2026-12-06T05:30:00+00:00",
+        trigger="schedule",
+        status="running",
+        error="nightly failed at 2026 during start",
+        details={"note": "info"},
+    )
+    line = records(log_file)[0]
+    assert TS_RE.fullmatch(str(line["ts"]))
+    assert (line["level"], line["event"], line["task"]) == ("info", "run.start", "nightly")
+    assert line["run_id"] == "20261206T053000Z-3f17ea"
+    assert line["scheduled_for"] == "2026-12-06T05:30:00+00:00"
+    assert line["error"] == "*** failed at *** during ***"
+    assert line["details"] == {"note": "***"}  # a field not known to be structural is free text
+
+
+def test_which_env_values_count_as_secrets() -> None:
+    pairs = [
+        ("LVL", "info"),
+        ("YEAR", "2026"),
+        ("EVT", "start"),
+        ("REPORT_FORMAT", "short"),
+        ("OUTPUT_DIR", "/srv/reports"),
+        ("DB_PASS", "hunter"),
+        ("GITHUB_TOKEN", "ghp1"),
+        ("API_KEY", "abc"),
+        ("ANTHROPIC_API_KEY", "sk-ant-api03-xyz"),
+    ]
+    assert secret_env_values(pairs) == ["/srv/reports", "hunter", "ghp1", "sk-ant-api03-xyz"]
 
 
 def test_longer_secret_containing_a_shorter_one_is_removed_whole(tmp_path: Path) -> None:

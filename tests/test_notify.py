@@ -19,7 +19,7 @@ import pytest
 
 from bassi_schedd import notify as notify_mod
 from bassi_schedd.notify import Notifier
-from bassi_schedd.notify_delivery import ping_url
+from bassi_schedd.notify_delivery import ping_url, redact_url
 from bassi_schedd.notify_record import (
     desktop_text,
     end_event,
@@ -208,6 +208,13 @@ def test_healthcheck_pings_for_each_outcome() -> None:
     assert ping_url("https://hc-ping.com/u-1/", "fail") == "https://hc-ping.com/u-1/fail"
     assert ping_url("https://h.io/p/u?create=1", "7") == "https://h.io/p/u/7?create=1"
     assert ping_url("https://hc-ping.com/u-1", "") == "https://hc-ping.com/u-1"
+
+
+def test_a_ping_url_is_logged_as_scheme_and_host_only() -> None:
+    assert redact_url("https://hc-ping.com/u-1") == "https://hc-ping.com/…"
+    # user:password@ is as secret as the path; the port is not
+    assert redact_url("https://bob:pa55@hc.example:8443/u-1?k=v") == "https://hc.example:8443/…"
+    assert redact_url("http://[::1]:8080/u-1") == "http://[::1]:8080/…"
 
 
 def test_run_record_has_every_documented_field(home: Home, tmp_path: Path) -> None:

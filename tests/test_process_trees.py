@@ -178,3 +178,109 @@ def test_a_grandchild_that_clears_its_environment_does_not_escape(
         with contextlib.suppress(psutil.Error):
             psutil.Process(pid).kill()
         d.stop()
+
+
+# -- leftovers die with their run, whatever else runs ------------------------------------------
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.fixture
+def hidden(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A script that ignores SIGTERM and records its PID, and that PID file; killed at the end
+    (it clears its environment, so `reap_runs` cannot recognise it)."""
+    pid_file = tmp_path / "hidden.pid"
+    script = tmp_path / "hidden.sh"
+    script.write_text(
+        f"trap '' TERM; echo $$ > {pid_file}.tmp; mv {pid_file}.tmp {pid_file}\nexec sleep 300\n"
+    )
+    yield script, pid_file
+    if pid_file.exists():
+        with contextlib.suppress(psutil.Error, ValueError):
+            psutil.Process(int(pid_file.read_text())).kill()
+
+
+def write_steady_task(write_task) -> None:
+    """Another task whose run keeps going the whole test."""
+    write_task(
+        "steady",
+        'schedule = "0 0 1 1 *"\ntimezone = "UTC"\ntimeout = "10m"\n'
+        'command = ["/bin/sh", "-c", "sleep 300"]\n',
+    )
+
+
+def test_a_timed_out_runs_hidden_grandchild_dies_while_another_run_goes_on(
+    home: Home, write_task, daemon: Start, cli, hidden: tuple[Path, Path], reap_runs: None
+) -> None:
+    script, pid_file = hidden
+    write_steady_task(write_task)
+    # Double fork, own session, empty environment, SIGTERM ignored: no trace of its run.
+    write_task(
+        "hostile",
+        'schedule = "0 0 1 1 *"\ntimezone = "UTC"\ntimeout = "2s"\n'
+        f'command = ["/bin/sh", "-c", "( setsid env -i /bin/sh {script} & ); sleep 300"]\n',
+    )
+    d = daemon()
+    d.wait_ready()
+    assert cli("trigger", "steady").returncode == 0
+    wait_for(lambda: db_rows(home, "SELECT status FROM runs WHERE task = 'steady'"), 20)
+    assert cli("trigger", "hostile").returncode == 0
+    wait_for(pid_file.exists, 20)
+    pid = int(pid_file.read_text())
+
+    def hostile_status() -> object:
+        rows = db_rows(home, "SELECT status FROM runs WHERE task = 'hostile'")
+        return rows[0]["status"] if rows else None
+
+    wait_for(lambda: hostile_status() == "timeout", 60, every=0.2)
+    # Recorded `timeout` only once its whole tree is gone: the reaper may need a moment.
+    wait_for(lambda: gone(pid), 5)
+    steady = db_rows(home, "SELECT status FROM runs WHERE task = 'steady'")
+    assert [r["status"] for r in steady] == ["running"]
+    assert d.stop() == 0
+
+
+def test_leftovers_of_a_run_that_ended_die_while_another_run_goes_on(
+    home: Home, write_task, daemon: Start, cli, hidden: tuple[Path, Path], reap_runs: None
+) -> None:
+    script, pid_file = hidden
+    write_steady_task(write_task)
+    detach = (
+        f"( setsid env -i /bin/sh {script} & ); "
+        f"while [ ! -e {pid_file} ]; do sleep 0.05; done; echo done; exit 0"
+    )
+    write_task(
+        "detach",
+        'schedule = "0 0 1 1 *"\ntimezone = "UTC"\ntimeout = "5m"\n'
+        f'command = ["/bin/sh", "-c", "{detach}"]\n',
+    )
+    d = daemon()
+    d.wait_ready()
+    assert cli("trigger", "steady").returncode == 0
+    wait_for(lambda: db_rows(home, "SELECT status FROM runs WHERE task = 'steady'"), 20)
+    assert cli("trigger", "detach").returncode == 0
+
+    def detach_row() -> dict[str, object] | None:
+        rows = db_rows(home, "SELECT * FROM runs WHERE task = 'detach' AND ended_at IS NOT NULL")
+        return rows[0] if rows else None
+
+    # The run ends with its main process: success at once, not when the leftover is gone.
+    row = wait_for(detach_row, 30)
+    assert isinstance(row, dict)
+    assert (row["status"], row["exit_code"]) == ("success", 0)
+    pid = int(pid_file.read_text())
+    # SIGTERM is ignored, so the SIGKILL after the 10 s grace ends it.
+    wait_for(lambda: gone(pid), 30, every=0.2)
+    steady = db_rows(home, "SELECT status FROM runs WHERE task = 'steady'")
+    assert [r["status"] for r in steady] == ["running"]
+    output = (Path(str(row["run_dir"])) / "output.log").read_text()
+    assert "done\n" in output and "main process exited; stopping" in output
+    assert f'"event":"run.leftovers","task":"detach","run_id":"{row["run_id"]}"' in (
+        home.log_file.read_text()
+    )
+    assert d.stop() == 0

@@ -207,10 +207,17 @@ class _Tee:
 
 
 def _command_in_foreground(task: TaskSpec, run_id: str, run_dir: Path, env: dict[str, str]) -> int:
-    """Run the task's command in its own session, copying its output; timeout and ^C stop it."""
-    from bassi_schedd.process import signal_run
+    """Run the task's command in its own session, copying its output; timeout and ^C stop it.
+
+    As in the daemon, the run ends when its main process exits; processes it left running are
+    noted in output.log and stopped (SIGTERM, SIGKILL after the grace).
+    """
+    from bassi_schedd.process import become_subreaper, leftover_note
 
     assert task.command is not None
+    # Orphans of the run (double fork, setsid, cleared environment) come back to this process,
+    # so they can be found and stopped with the run, as the daemon does.
+    become_subreaper()
     log_fd = os.open(run_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
     try:
         proc = subprocess.Popen(
@@ -232,13 +239,15 @@ def _command_in_foreground(task: TaskSpec, run_id: str, run_dir: Path, env: dict
     except KeyboardInterrupt:
         stopped = 128 + signal.SIGINT
     finally:
-        if stopped is not None or proc.poll() is None:
-            signal_run(proc.pid, run_id, signal.SIGTERM)
-            try:
-                proc.wait(KILL_GRACE_S)
-            except subprocess.TimeoutExpired:
-                signal_run(proc.pid, run_id, signal.SIGKILL)
-                proc.wait()
+        left = _leftovers(proc.pid, run_id)
+        if stopped is None and left:
+            note = leftover_note(len(left))
+            print(note, file=sys.stderr, flush=True)
+            os.write(log_fd, (note + "\n").encode())
+        if stopped is not None or left:
+            _stop_all(proc, run_id)
+        assert proc.stdout is not None
+        proc.stdout.close()
         os.close(log_fd)
     if stopped == 124:
         print(f"bassi-schedd: {task.name} timed out after {task.timeout_s:g}s", file=sys.stderr)
@@ -250,29 +259,88 @@ def _command_in_foreground(task: TaskSpec, run_id: str, run_dir: Path, env: dict
 
 
 def _copy_output(proc: subprocess.Popen[bytes], log_fd: int, deadline_mono: float) -> int | None:
-    """Copy the child's output until it closes it; 124 if the deadline passes first."""
+    """Copy the child's output until its main process exits; 124 if the deadline passes first.
+
+    Not until the output closes: a child it left running may hold the pipe open for hours.
+    """
     assert proc.stdout is not None
-    out = sys.stdout.buffer
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while True:
+    out_fd = proc.stdout.fileno()
+    os.set_blocking(out_fd, False)
+    with contextlib.ExitStack() as stack:
+        sel = stack.enter_context(selectors.DefaultSelector())
+        sel.register(out_fd, selectors.EVENT_READ)
+        exit_fd = _exit_fd(proc.pid)
+        if exit_fd is not None:  # readable once the process exits: no polling needed
+            stack.callback(os.close, exit_fd)
+            sel.register(exit_fd, selectors.EVENT_READ)
+        while proc.poll() is None:
             left_s = deadline_mono - time.monotonic()
             if left_s <= 0:
                 return 124
-            if not sel.select(min(left_s, 1.0)):
-                continue
-            chunk = os.read(proc.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            out.write(chunk)
-            out.flush()
-            os.write(log_fd, chunk)
-    proc.stdout.close()
-    while proc.poll() is None:  # output closed; a daemonised grandchild may still hold nothing
-        if time.monotonic() > deadline_mono:
-            return 124
-        time.sleep(0.05)
+            ready = sel.select(min(left_s, 1.0 if exit_fd is not None else 0.1))
+            if any(key.fd == out_fd for key, _ in ready) and not _pass_on(out_fd, log_fd):
+                sel.unregister(out_fd)  # closed: only the exit is left to wait for
+        _pass_on(out_fd, log_fd)  # what it wrote just before exiting
     return None
+
+
+def _exit_fd(pid: int) -> int | None:
+    """A descriptor that becomes readable when ``pid`` exits (Linux pidfd), else None."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return None
+    try:
+        return int(pidfd_open(pid))
+    except OSError:
+        return None
+
+
+def _pass_on(out_fd: int, log_fd: int) -> bool:
+    """Copy what can be read now to the terminal and output.log; False once the pipe is closed."""
+    out = sys.stdout.buffer
+    while True:
+        try:
+            chunk = os.read(out_fd, 65536)
+        except BlockingIOError:
+            return True
+        if not chunk:
+            return False
+        out.write(chunk)
+        out.flush()
+        os.write(log_fd, chunk)
+
+
+def _leftovers(root_pid: int, run_id: str) -> list[int]:
+    """Live processes of the run: its group, tree and id (process.py), and orphans sent to us."""
+    from bassi_schedd.process import run_processes, running_pids, untracked_children
+
+    found = running_pids(run_processes(root_pid, run_id))
+    return sorted(found | set(untracked_children({root_pid})))
+
+
+def _stop_all(proc: subprocess.Popen[bytes], run_id: str) -> None:
+    """SIGTERM the run and its leftovers, SIGKILL what is left after the grace; reap them all."""
+    from bassi_schedd.process import reap_strays, signal_run
+
+    def signal_all(sig: int) -> None:
+        signal_run(proc.pid, run_id, sig)
+        for pid in _leftovers(proc.pid, run_id):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+
+    signal_all(signal.SIGTERM)
+    deadline = time.monotonic() + KILL_GRACE_S
+    while time.monotonic() < deadline:
+        reap_strays({proc.pid})
+        if proc.poll() is not None and not _leftovers(proc.pid, run_id):
+            return
+        time.sleep(0.1)  # each look scans every process's environment: not too often
+    signal_all(signal.SIGKILL)
+    proc.wait()
+    reap_until = time.monotonic() + 5.0
+    while _leftovers(proc.pid, run_id) and time.monotonic() < reap_until:
+        reap_strays({proc.pid})
+        time.sleep(0.1)
 
 
 def _number(v: object) -> float | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bassi_schedd.config import load_config, system_timezone
@@ -66,6 +66,13 @@ class TaskLoader:
         self._tasks: dict[str, TaskSpec] = {}
         self._errors: dict[str, TaskFileError] = {}
         self.parses = 0  # files actually read and validated (for tests and benchmarks)
+        self._folder_error_args: tuple[object, ...] | None = None
+
+    def set_config(self, config: DaemonConfig) -> None:
+        """New schedd.toml settings: the next load validates every file again against them
+        (a task that comes out the same keeps its spec object, so it is not "changed")."""
+        self.config = config
+        self._entries = {k: replace(e, fingerprint=()) for k, e in self._entries.items()}
 
     def load(self) -> LoadResult:
         """Scan ``tasks/`` once; re-validate only what changed."""
@@ -73,6 +80,7 @@ class TaskLoader:
         entries: dict[str, _Entry] = {}
         tasks_dir = self.home.tasks_dir
         dirty = False
+        folder_error: TaskFileError | None = None
         try:
             with os.scandir(tasks_dir) as it:
                 for dir_entry in it:
@@ -97,6 +105,13 @@ class TaskLoader:
                     entries[file_name] = entry
         except FileNotFoundError:
             pass
+        except OSError as e:
+            # Not a folder, unreadable...: no task can be trusted until it is back (then every
+            # file is read anew). Reported like an invalid file, under the folder's path.
+            folder_error, entries = _folder_error(tasks_dir, e), {}
+        folder_args = None if folder_error is None else folder_error.args
+        dirty = dirty or folder_args != self._folder_error_args
+        self._folder_error_args = folder_args
         self._entries = entries
         if not dirty and len(entries) == len(previous_entries):
             # Nothing re-read and no file gone: the same tasks and errors as last time.
@@ -104,6 +119,8 @@ class TaskLoader:
 
         tasks: dict[str, TaskSpec] = {}
         errors: dict[str, TaskFileError] = {}
+        if folder_error is not None:
+            errors[str(tasks_dir)] = folder_error
         for file_name, entry in sorted(entries.items()):
             if entry.spec is not None:
                 tasks[entry.spec.name] = entry.spec
@@ -130,6 +147,14 @@ class TaskLoader:
             err = TaskFileError(str(path), f"could not be loaded ({type(e).__name__}: {e})")
             return _Entry(fingerprint, deps, None, err)
         return _Entry(fingerprint, deps, spec, None)
+
+
+def _folder_error(tasks_dir: Path, e: OSError) -> TaskFileError:
+    if tasks_dir.exists() and not tasks_dir.is_dir():
+        problem, until = "is not a folder", "it is a folder again"
+    else:
+        problem, until = f"cannot be read ({e.strerror or e})", "it can be read again"
+    return TaskFileError(str(tasks_dir), f"the task folder {problem}; no task runs until {until}")
 
 
 __all__ = [

@@ -154,7 +154,7 @@ def test_events_constant_lists_spec_events() -> None:
     spec = (
         "daemon.start daemon.stop daemon.reload task.loaded task.changed task.removed "
         "task.invalid run.start run.end run.retry run.skipped run.missed run.adopted "
-        "clock.jump lock.busy"
+        "clock.jump lock.busy daemon.error"
     ).split()
     assert list(EVENTS) == spec
 

@@ -22,6 +22,7 @@ import structlog
 
 from bassi_schedd import __version__
 from bassi_schedd.errors import UserError
+from bassi_schedd.guard import Troubles
 from bassi_schedd.homewatch import HomeWatch
 from bassi_schedd.lock import LockBusyError, PidLock
 from bassi_schedd.notify import Notifier
@@ -34,7 +35,7 @@ from bassi_schedd.recovery import recover
 from bassi_schedd.runwatch import KILL_GRACE_S, wall_now
 from bassi_schedd.scheduler import Scheduler
 from bassi_schedd.sdnotify import notify, watchdog_interval_s
-from bassi_schedd.state import StateDB
+from bassi_schedd.state import StateDB, StateDBError
 
 log = structlog.get_logger()
 
@@ -59,6 +60,7 @@ class Daemon:
         self._logged_errors: dict[str, str] = {}
         self.fatal: str | None = None  # why the daemon stops on its own (exit 1)
         self._recovery_done = False
+        self.troubles = Troubles()
         self.watch = HomeWatch(home, self.lock)
         self._log_stderr: EllipsisType | None = ...
         self._pruned_mono: float | None = None
@@ -96,9 +98,15 @@ class Daemon:
             raise UserError(f"bassi-schedd is {e} for {self.home.root}") from None
         self._install_signals()
         subreaper = become_subreaper()
-        db = StateDB.open(self.home.state_db)
+        db = self._open_state_db()
+        if db is None:  # stopped while it waited for room on the disk
+            log.info("daemon.stop", pid=os.getpid(), signal=_signame(self.stop_signal))
+            self.lock.release()
+            return 0
         self.watch.state_db_opened()
-        self.sched = Scheduler(self.home, db, config, notifier=Notifier(self.home, config))
+        self.sched = Scheduler(
+            self.home, db, config, notifier=Notifier(self.home, config), troubles=self.troubles
+        )
         self.loader = TaskLoader(self.home, config)
         now = wall_now()
         self.sched.meta = {
@@ -126,19 +134,32 @@ class Daemon:
             raise UserError(self.fatal)
         return 0
 
+    def _open_state_db(self) -> StateDB | None:
+        """The state DB; on a full disk, wait for room (None: a stop signal came first)."""
+        while True:
+            try:
+                return StateDB.open(self.home.state_db)
+            except StateDBError as e:
+                if not e.disk_full:
+                    raise
+                self.troubles.failed(e, "open")
+            self._pause(DISK_RETRY_S)
+            if self.stop_signal is not None:
+                return None
+
     def _guarded(self, stage: str, fn: Callable[..., object], *args: object) -> None:
         """Run one step of the loop; an exception is logged (daemon.error) and the loop goes on."""
         try:
             fn(*args)
         except Exception as e:
-            self.sched.troubles.failed(e, stage)
+            self.troubles.failed(e, stage)
 
     def _recover(self, now: datetime) -> None:
         if not self._recovery_done:
             try:
                 self._recovery_done = recover(self.home, self.sched, now)
             except Exception as e:
-                self.sched.troubles.failed(e, "recover")
+                self.troubles.failed(e, "recover")
 
     def _check_home(self) -> None:
         self.fatal = self.watch.lost()
@@ -180,7 +201,7 @@ class Daemon:
             now = datetime.fromtimestamp(wall, UTC)
             tick_now = self.poke or self.reload or (wall >= next_tick and not self.once)
             # A full disk: try again soon, so runs carry on as soon as there is room.
-            tick_now = tick_now or (sched.troubles.disk_full is not None and not self.once)
+            tick_now = tick_now or (self.troubles.disk_full is not None and not self.once)
             if abs(jump_s) > CLOCK_JUMP_S:
                 log.warning("clock.jump", jump_s=round(jump_s, 1), now=now.isoformat())
                 tick_now = not self.once
@@ -225,16 +246,20 @@ class Daemon:
         try:
             soonest = self.sched.next_wakeup_mono(wall_now())
         except Exception as e:
-            self.sched.troubles.failed(e, "wait")
+            self.troubles.failed(e, "wait")
             soonest = time.monotonic() + DISK_RETRY_S
         if soonest is not None:
             timeout_s = min(timeout_s, soonest - time.monotonic())
         max_wait_s = self.max_wait_s
-        if self.sched.troubles.disk_full is not None:
+        if self.troubles.disk_full is not None:
             max_wait_s = min(max_wait_s, DISK_RETRY_S)
         timeout_s = min(max(timeout_s, 0.0), max_wait_s)
         if self.poke or self.reload:
             timeout_s = 0.0
+        self._pause(timeout_s)
+
+    def _pause(self, timeout_s: float) -> None:
+        """Sleep until ``timeout_s`` passed or a signal came."""
         try:
             select.select([self._rfd], [], [], timeout_s)
         except InterruptedError:
@@ -331,7 +356,7 @@ class Daemon:
         try:
             self.sched.finish_run(run_id, status, rc, reason=reason)
         except Exception as e:  # left `running`: the next daemon records it `lost`
-            self.sched.troubles.failed(e, "finish", run_id=run_id)
+            self.troubles.failed(e, "finish", run_id=run_id)
 
 
 def _next_boundary(wall: float) -> float:

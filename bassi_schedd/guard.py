@@ -26,9 +26,11 @@ def is_disk_full(exc: BaseException) -> bool:
     if isinstance(exc, OSError):
         return exc.errno in _FULL_ERRNOS
     if isinstance(exc, sqlite3.OperationalError):
+        # SHMSIZE: no room for the WAL index, which opening a WAL database needs.
         code = getattr(exc, "sqlite_errorcode", None)
-        return code == sqlite3.SQLITE_FULL or "database or disk is full" in str(exc)
-    return False
+        full = code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR_SHMSIZE)
+        return full or "database or disk is full" in str(exc)
+    return getattr(exc, "disk_full", False) is True  # a StateDBError that came from one
 
 
 class Troubles:

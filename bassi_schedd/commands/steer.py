@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sqlite3
@@ -49,6 +50,13 @@ def trigger(home: Home, name: str) -> int:
         )
     from bassi_schedd.state import StateDB
 
+    if not home.state_db.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGUSR1)  # it checks its state DB when woken, and stops
+        raise UserError(
+            f"the state database {home.state_db} was deleted under the running daemon "
+            f"(pid {pid}), which stops now; start it again, then trigger '{name}'"
+        )
     db = StateDB.open(home.state_db)
     try:
         try:

@@ -235,6 +235,8 @@ class Daemon:
             log.info("runs.pruned", removed=removed)
 
     def _startable(self, now: datetime) -> bool:
+        if self.troubles.disk_full is not None:
+            return False  # `--once` does not wait for room: the next start runs what is queued
         return any(
             r.not_before is None or r.not_before <= now
             for r in self.sched.db.runs_with_status("queued")

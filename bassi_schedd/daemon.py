@@ -140,7 +140,7 @@ class Daemon:
             try:
                 return StateDB.open(self.home.state_db)
             except StateDBError as e:
-                if not e.disk_full:
+                if not e.disk_full or self.once:
                     raise
                 self.troubles.failed(e, "open")
             self._pause(DISK_RETRY_S)

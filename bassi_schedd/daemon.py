@@ -14,13 +14,16 @@ import os
 import select
 import signal
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from types import FrameType
+from types import EllipsisType, FrameType
 
 import structlog
 
 from bassi_schedd import __version__
 from bassi_schedd.errors import UserError
+from bassi_schedd.guard import Troubles
+from bassi_schedd.homewatch import HomeWatch
 from bassi_schedd.lock import LockBusyError, PidLock
 from bassi_schedd.notify import Notifier
 from bassi_schedd.paths import Home
@@ -33,7 +36,7 @@ from bassi_schedd.recovery import recover
 from bassi_schedd.runwatch import KILL_GRACE_S, wall_now
 from bassi_schedd.scheduler import Scheduler
 from bassi_schedd.sdnotify import notify, watchdog_interval_s
-from bassi_schedd.state import StateDB
+from bassi_schedd.state import StateDB, StateDBError
 
 log = structlog.get_logger()
 
@@ -42,6 +45,7 @@ PRUNE_EVERY_S = 3600.0
 # Wake this long after :00 so a tick never lands a hair before the boundary it aims for.
 TICK_OFFSET_S = 0.02
 MAX_WAIT_S = 30.0
+DISK_RETRY_S = 5.0  # while the disk is full, try to write (tick) this often
 
 
 class Daemon:
@@ -55,6 +59,11 @@ class Daemon:
         self.reload = False
         self.poke = False
         self._logged_errors: dict[str, str] = {}
+        self.fatal: str | None = None  # why the daemon stops on its own (exit 1)
+        self._recovery_done = False
+        self.troubles = Troubles()
+        self.watch = HomeWatch(home, self.lock)
+        self._log_stderr: EllipsisType | None = ...
         self._pruned_mono: float | None = None
         # Wake at least this often: a safety net, and the WATCHDOG=1 ping systemd expects within
         # WatchdogSec (pinged at half the period, as sd_watchdog_enabled(3) advises).
@@ -76,12 +85,12 @@ class Daemon:
         config = load_config(self.home)
         # launchd's stderr file never rotates, so the agent turns the stderr copy off there;
         # journald (systemd) keeps its own, so it stays on.
-        stderr = None if os.environ.get("BASSI_SCHEDD_LOG_STDERR") == "off" else ...
+        self._log_stderr = None if os.environ.get("BASSI_SCHEDD_LOG_STDERR") == "off" else ...
         configure_logging(
             self.home.log_file,
             max_bytes=config.log_max_bytes,
             backups=config.log_backups,
-            stderr=stderr,
+            stderr=self._log_stderr,
         )
         try:
             self.lock.acquire()
@@ -90,17 +99,23 @@ class Daemon:
             raise UserError(f"bassi-schedd is {e} for {self.home.root}") from None
         self._install_signals()
         subreaper = become_subreaper()
-        db = StateDB.open(self.home.state_db)
-        self.sched = Scheduler(self.home, db, config, notifier=Notifier(self.home, config))
+        db = self._open_state_db()
+        if db is None:  # stopped while it waited for room on the disk
+            log.info("daemon.stop", pid=os.getpid(), signal=_signame(self.stop_signal))
+            self.lock.release()
+            return 0
+        self.watch.state_db_opened()
+        self.sched = Scheduler(
+            self.home, db, config, notifier=Notifier(self.home, config), troubles=self.troubles
+        )
         self.loader = TaskLoader(self.home, config)
         now = wall_now()
-        db.set_meta(
-            {
-                "daemon_pid": str(os.getpid()),
-                "daemon_started": to_db(now) or "",
-                "version": __version__,
-            }
-        )
+        self.sched.meta = {
+            "daemon_pid": str(os.getpid()),
+            "daemon_started": to_db(now) or "",
+            "version": __version__,
+        }
+        self._guarded("start", db.set_meta, self.sched.meta)
         log.info(
             "daemon.start",
             pid=os.getpid(),
@@ -109,14 +124,46 @@ class Daemon:
             once=self.once,
             subreaper=subreaper,
         )
-        self._reload(now)
-        recover(self.home, self.sched, now)
+        self._guarded("reload", self._reload, now)
+        self._recover(now)
         notify("READY=1")
         try:
             self._loop()
         finally:
             self._shutdown()
+        if self.fatal is not None:
+            raise UserError(self.fatal)
         return 0
+
+    def _open_state_db(self) -> StateDB | None:
+        """The state DB; on a full disk, wait for room (None: a stop signal came first)."""
+        while True:
+            try:
+                return StateDB.open(self.home.state_db)
+            except StateDBError as e:
+                if not e.disk_full or self.once:
+                    raise
+                self.troubles.failed(e, "open")
+            self._pause(DISK_RETRY_S)
+            if self.stop_signal is not None:
+                return None
+
+    def _guarded(self, stage: str, fn: Callable[..., object], *args: object) -> None:
+        """Run one step of the loop; an exception is logged (daemon.error) and the loop goes on."""
+        try:
+            fn(*args)
+        except Exception as e:
+            self.troubles.failed(e, stage)
+
+    def _recover(self, now: datetime) -> None:
+        if not self._recovery_done:
+            try:
+                self._recovery_done = recover(self.home, self.sched, now)
+            except Exception as e:
+                self.troubles.failed(e, "recover")
+
+    def _check_home(self) -> None:
+        self.fatal = self.watch.lost()
 
     def _install_signals(self) -> None:
         signal.set_wakeup_fd(self._wfd, warn_on_full_buffer=False)
@@ -135,8 +182,8 @@ class Daemon:
 
     def _loop(self) -> None:
         sched = self.sched
-        sched.tick(wall_now())
-        self._maybe_prune(time.monotonic())
+        self._guarded("tick", sched.tick, wall_now())
+        self._guarded("prune", self._maybe_prune, time.monotonic())
         last_wall, last_mono = time.time(), time.monotonic()
         next_tick = _next_boundary(last_wall)
         while self.stop_signal is None:
@@ -145,22 +192,29 @@ class Daemon:
             self._wait(next_tick)
             if self.stop_signal is not None:
                 break
+            self._guarded("watch", self._check_home)
+            if self.fatal is not None:
+                log.error("daemon.stopping", error=self.fatal)
+                break
             wall, mono = time.time(), time.monotonic()
             jump_s = (wall - last_wall) - (mono - last_mono)
             last_wall, last_mono = wall, mono
             now = datetime.fromtimestamp(wall, UTC)
             tick_now = self.poke or self.reload or (wall >= next_tick and not self.once)
+            # A full disk: try again soon, so runs carry on as soon as there is room.
+            tick_now = tick_now or (self.troubles.disk_full is not None and not self.once)
             if abs(jump_s) > CLOCK_JUMP_S:
                 log.warning("clock.jump", jump_s=round(jump_s, 1), now=now.isoformat())
                 tick_now = not self.once
             if self.reload or (tick_now and not self.once):
-                self._reload(now, hup=self.reload)
+                self._guarded("reload", self._reload, now, self.reload)
+                self._recover(now)
             if tick_now:
                 self.poke = self.reload = False
-                sched.tick(now)
+                self._guarded("tick", sched.tick, now)
                 next_tick = _next_boundary(wall)
-                self._maybe_prune(mono)
-            sched.service(now)
+                self._guarded("prune", self._maybe_prune, mono)
+            self._guarded("service", sched.service, now)
             notify("WATCHDOG=1")
 
     def _maybe_prune(self, mono: float) -> None:
@@ -182,6 +236,8 @@ class Daemon:
             log.info("runs.pruned", removed=removed)
 
     def _startable(self, now: datetime) -> bool:
+        if self.troubles.disk_full is not None:
+            return False  # `--once` does not wait for room: the next start runs what is queued
         return any(
             r.not_before is None or r.not_before <= now
             for r in self.sched.db.runs_with_status("queued")
@@ -190,12 +246,23 @@ class Daemon:
 
     def _wait(self, next_tick_wall: float) -> None:
         timeout_s = next_tick_wall - time.time()
-        soonest = self.sched.next_wakeup_mono(wall_now())
+        try:
+            soonest = self.sched.next_wakeup_mono(wall_now())
+        except Exception as e:
+            self.troubles.failed(e, "wait")
+            soonest = time.monotonic() + DISK_RETRY_S
         if soonest is not None:
             timeout_s = min(timeout_s, soonest - time.monotonic())
-        timeout_s = min(max(timeout_s, 0.0), self.max_wait_s)
+        max_wait_s = self.max_wait_s
+        if self.troubles.disk_full is not None:
+            max_wait_s = min(max_wait_s, DISK_RETRY_S)
+        timeout_s = min(max(timeout_s, 0.0), max_wait_s)
         if self.poke or self.reload:
             timeout_s = 0.0
+        self._pause(timeout_s)
+
+    def _pause(self, timeout_s: float) -> None:
+        """Sleep until ``timeout_s`` passed or a signal came."""
         try:
             select.select([self._rfd], [], [], timeout_s)
         except InterruptedError:
@@ -207,6 +274,7 @@ class Daemon:
             pass
 
     def _reload(self, now: datetime, hup: bool = False) -> None:
+        self._reload_config(hup)
         result = self.loader.load()
         for name in sorted(result.added):
             log.info("task.loaded", task=name, file=str(result.tasks[name].path))
@@ -223,6 +291,25 @@ class Daemon:
             log.info("daemon.reload", tasks=len(result.tasks), invalid=len(result.errors))
         self._register_secrets(result.tasks.values())
         self.sched.set_tasks(dict(result.tasks), now, errors)
+
+    def _reload_config(self, hup: bool) -> None:
+        from bassi_schedd.logs import configure_logging
+
+        old = self.sched.config
+        new = self.watch.new_config(old, hup)
+        if new is None:
+            return
+        self.sched.config = new
+        if self.sched.notifier is not None:
+            self.sched.notifier.config = new
+        self.loader.set_config(new)  # task defaults (timezone...) come from it
+        if (new.log_max_bytes, new.log_backups) != (old.log_max_bytes, old.log_backups):
+            configure_logging(
+                self.home.log_file,
+                max_bytes=new.log_max_bytes,
+                backups=new.log_backups,
+                stderr=self._log_stderr,
+            )
 
     def _register_secrets(self, specs: object) -> None:
         from bassi_schedd.logs import register_secret_values, secret_env_values
@@ -248,13 +335,13 @@ class Daemon:
                 ended, rc = a.poll()
                 if ended:
                     sched.active.remove(a)
-                    sched.finish_run(a.run_id, a.stop_reason or "interrupted", rc)
+                    self._finish(a.run_id, a.stop_reason or "interrupted", rc)
                 else:
                     a.kill_if_due(time.monotonic())
             if sched.active:
                 select.select([self._rfd], [], [], 0.1)
         for a in sched.active:  # unkillable (D state): record it anyway
-            sched.finish_run(a.run_id, "interrupted", None, reason="did not exit after SIGKILL")
+            self._finish(a.run_id, "interrupted", None, "did not exit after SIGKILL")
         sched.active.clear()
         # Leftovers of finished runs still in their grace period: none outlives the daemon.
         for pid, run_id, _, _ in sched.sweeps:
@@ -267,6 +354,12 @@ class Daemon:
         log.info("daemon.stop", pid=os.getpid(), signal=_signame(self.stop_signal))
         sched.db.close()
         self.lock.release()
+
+    def _finish(self, run_id: str, status: str, rc: int | None, reason: str | None = None) -> None:
+        try:
+            self.sched.finish_run(run_id, status, rc, reason=reason)
+        except Exception as e:  # left `running`: the next daemon records it `lost`
+            self.troubles.failed(e, "finish", run_id=run_id)
 
 
 def _next_boundary(wall: float) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bassi_schedd.config import load_config, system_timezone
@@ -73,6 +73,12 @@ class TaskLoader:
         self._folder_refused = False
         self.parses = 0  # files actually read and validated (for tests and benchmarks)
 
+    def set_config(self, config: DaemonConfig) -> None:
+        """New schedd.toml settings: the next load validates every file again against them
+        (a task that comes out the same keeps its spec object, so it is not "changed")."""
+        self.config = config
+        self._entries = {k: replace(e, fingerprint=()) for k, e in self._entries.items()}
+
     def load(self) -> LoadResult:
         """Scan ``tasks/`` once; re-validate only what changed."""
         previous_entries = self._entries
@@ -110,6 +116,10 @@ class TaskLoader:
                     entries[file_name] = entry
         except FileNotFoundError:
             pass
+        except OSError as e:
+            # Not a folder, unreadable...: no task can be trusted until it is back (then every
+            # file is read anew).
+            return self._refuse_folder(_folder_error(tasks_dir, e))
         self._entries = entries
         if not dirty and len(entries) == len(previous_entries):
             # Nothing re-read and no file gone: the same tasks and errors as last time.
@@ -133,7 +143,7 @@ class TaskLoader:
         )
 
     def _refuse_folder(self, error: TaskFileError) -> LoadResult:
-        """Nothing is loaded from a folder others may write to (the previous tasks go away)."""
+        """Nothing is loaded from a folder that is unsafe or unusable (the previous tasks go)."""
         previous = self._tasks
         self._entries, self._tasks, self._folder_refused = {}, {}, True
         self._errors = {printable(error.path): error}
@@ -152,6 +162,14 @@ class TaskLoader:
             err = TaskFileError(str(path), f"could not be loaded ({type(e).__name__}: {e})")
             return _Entry(fingerprint, deps, None, err)
         return _Entry(fingerprint, deps, spec, None)
+
+
+def _folder_error(tasks_dir: Path, e: OSError) -> TaskFileError:
+    if tasks_dir.exists() and not tasks_dir.is_dir():
+        problem, until = "is not a folder", "it is a folder again"
+    else:
+        problem, until = f"cannot be read ({e.strerror or e})", "it can be read again"
+    return TaskFileError(str(tasks_dir), f"the task folder {problem}; no task runs until {until}")
 
 
 __all__ = [

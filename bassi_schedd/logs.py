@@ -60,6 +60,14 @@ EVENTS = (
     "log.dropped",
     "run.output_trimmed",
     "trigger.refused",
+    "daemon.error",
+    "daemon.disk_full",
+    "daemon.disk_ok",
+    "daemon.stopping",
+    "lock.restored",
+    "config.changed",
+    "config.invalid",
+    "run.not_started",
 )
 __all__ = [
     "EVENTS",
@@ -237,10 +245,13 @@ class _Output:
     def render(self, _logger: WrappedLogger, _method: str, event_dict: EventDict) -> Any:
         """Final processor: write everywhere; structlog then calls a no-op logger."""
         line = render_json(event_dict)
+        lost = False
         if self.file is not None:
+            dropped = self.file.dropped
             notice = self.file.write(line)
+            lost = self.file.dropped != dropped
             if notice is not None:
-                self._to_stderr(render_json(notice))
+                self._to_stderr(render_json(notice), lost)
         text = line
         if self.console is not None:
             shown = dict(event_dict)
@@ -251,11 +262,15 @@ class _Output:
                 text = line
             else:
                 text = f"{text}\n{exc}" if exc else text
-        self._to_stderr(text)
+        self._to_stderr(text, lost)
         raise structlog.DropEvent
 
-    def _to_stderr(self, text: str) -> None:
-        stream = sys.stderr if self.stderr is ... else self.stderr
+    def _to_stderr(self, text: str, file_lost_it: bool = False) -> None:
+        # A line the file could not take (a full disk) goes to stderr even when the stderr copy
+        # is off: somewhere must say why the daemon is stuck.
+        stream = self.stderr
+        if stream is ... or (stream is None and file_lost_it):
+            stream = sys.stderr
         if stream is None:
             return
         try:

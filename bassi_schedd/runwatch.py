@@ -18,6 +18,7 @@ from pathlib import Path
 import structlog
 
 from bassi_schedd import policy
+from bassi_schedd.guard import Troubles
 from bassi_schedd.limits import DEFAULT_MAX_OUTPUT_BYTES
 from bassi_schedd.notify import Notifier
 from bassi_schedd.outputcap import trim_output
@@ -56,6 +57,7 @@ class RunWatcher:
     # Leftover processes of ended runs: (root pid, run id, SIGKILL at (monotonic), SIGTERM sent)
     sweeps: list[tuple[int, str, float, bool]]
     notifier: Notifier | None
+    troubles: Troubles
 
     def dispatch(self, now: datetime) -> None:
         """Start what can start (the scheduler's job)."""
@@ -65,8 +67,11 @@ class RunWatcher:
         """SIGTERM a run's tree, remembering why in the DB: a daemon that dies before the run
         is gone must not let the next one record it `lost` and run its time again."""
         if a.stop_reason is None:
-            with self.db.tx() as c:
-                self.db.set_stopping(c, a.run_id, reason)
+            try:
+                with self.db.tx() as c:
+                    self.db.set_stopping(c, a.run_id, reason)
+            except Exception as e:  # the stop matters more than its note (a full disk)
+                self.troubles.failed(e, "stop", task=a.task, run_id=a.run_id)
         if len(self.active) == 1 and not runs_are_subreapers():
             a.orphans |= self.orphans()
         a.terminate(reason, mono, KILL_GRACE_S)
@@ -91,15 +96,20 @@ class RunWatcher:
         """Runs holding a slot: one being stopped does not, so `replace` never waits for it."""
         return sum(1 for a in self.active if a.stop_reason is None)
 
-    def fail_to_start(self, row: RunRow, started: datetime, run_dir: Path, reason: str) -> None:
+    def fail_to_start(
+        self, row: RunRow, started: datetime, run_dir: Path, reason: str, claimed: bool = False
+    ) -> None:
+        """Record a run that could not start as `failed` (``claimed``: already marked running)."""
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
             with (run_dir / "output.log").open("a", encoding="utf-8") as f:
                 f.write(f"bassi-schedd: {reason}\n")
         except OSError:
             pass
-        with self.db.tx() as c:
-            self.db.mark_started(c, row.run_id, started, str(run_dir), None, None)
+        if not claimed:
+            with self.db.tx() as c:
+                if not self.db.mark_started(c, row.run_id, started, str(run_dir), None, None):
+                    return  # no longer queued: not ours to record
         self.finish_run(row.run_id, "failed", None, reason=reason)
 
     def service(self, now: datetime) -> None:
@@ -107,16 +117,10 @@ class RunWatcher:
         mono = time.monotonic()
         self._claim_orphans(mono)
         for a in list(self.active):
-            ended, rc = a.poll()
-            if ended:
-                self.active.remove(a)
-                self._on_end(a, rc)
-                continue
-            if a.stop_reason is None and mono >= a.deadline_mono:
-                log.warning("run.timeout", task=a.task, run_id=a.run_id, pid=a.pid)
-                self.stop_run(a, "timeout", mono)
-            a.kill_if_due(mono)
-            self.cap_output(a.task, a.run_id, a.run_dir, live=True)
+            try:
+                self._watch(a, mono)
+            except Exception as e:  # its end stays unrecorded: tried again at the next wake-up
+                self.troubles.failed(e, "finish", task=a.task, run_id=a.run_id)
         self._sweep(mono)
         with self.tracked_pids() as tracked:
             reap_strays(tracked)
@@ -154,6 +158,18 @@ class RunWatcher:
         for pid in orphans.keys() - swept:
             self.sweeps.append((pid, "", mono + KILL_GRACE_S, False))
 
+    def _watch(self, a: Active, mono: float) -> None:
+        ended, rc = a.poll()
+        if ended:
+            self._on_end(a, rc)
+            self.active.remove(a)  # only once its end is on record
+            return
+        if a.stop_reason is None and mono >= a.deadline_mono:
+            log.warning("run.timeout", task=a.task, run_id=a.run_id, pid=a.pid)
+            self.stop_run(a, "timeout", mono)
+        a.kill_if_due(mono)
+        self.cap_output(a.task, a.run_id, a.run_dir, live=True)
+
     def _on_end(self, a: Active, rc: int | None) -> None:
         if a.stop_reason is not None:
             status = a.stop_reason
@@ -162,7 +178,7 @@ class RunWatcher:
         else:
             status = "failed"
         leftovers = running_pids([*run_processes(a.pid, a.run_id), *a.live_orphans()])
-        if leftovers:
+        if leftovers and all(s[1] != a.run_id for s in self.sweeps):  # _on_end may run again
             # Like systemd's control-group kill: nothing of a finished run keeps running. The
             # run itself ended with its main process; the leftovers are noted, then stopped.
             mono = time.monotonic()
@@ -239,9 +255,13 @@ class RunWatcher:
             cost_usd=_num(result.get("total_cost_usd")),
             error=reason or result.get("error"),
         )
-        ended_row = self.db.get_run(run_id) if self.notifier and spec else None
-        if self.notifier is not None and spec is not None and ended_row is not None:
-            self.notifier.run_ended(spec, ended_row, previous_ok)
+        if self.notifier is not None and spec is not None:
+            try:  # the end is on record: nothing after this may make it be recorded twice
+                ended_row = self.db.get_run(run_id)
+                if ended_row is not None:
+                    self.notifier.run_ended(spec, ended_row, previous_ok)
+            except Exception as e:
+                self.troubles.failed(e, "notify", task=run.task, run_id=run_id)
         if retry_at is not None:
             log.info(
                 "run.retry",

@@ -7,6 +7,7 @@ Wall-clock readings here only timestamp records (started_at, ended_at).
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import structlog
 
 from bassi_schedd import policy
 from bassi_schedd.errors import UserError
+from bassi_schedd.guard import Troubles, is_disk_full
 from bassi_schedd.notify import Notifier
 from bassi_schedd.paths import Home
 from bassi_schedd.process import Active, create_time, spawn
@@ -24,7 +26,7 @@ from bassi_schedd.rundir import child_argv, child_env, prepare_run_dir
 from bassi_schedd.runwatch import RunWatcher, wall_now
 from bassi_schedd.schedule import DueCache, scheduled_times
 from bassi_schedd.spec import DaemonConfig, TaskSpec
-from bassi_schedd.state import NewRun, RunRow, StateDB
+from bassi_schedd.state import NewRun, RunRow, StateDB, TaskSummary
 
 log = structlog.get_logger()
 
@@ -52,6 +54,9 @@ class Scheduler(RunWatcher):
     python: str = sys.executable
     parent_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     notifier: Notifier | None = None
+    troubles: Troubles = field(default_factory=Troubles)
+    # Daemon facts written with every tick (daemon_pid...), so a full disk at start loses none.
+    meta: dict[str, str] = field(default_factory=dict)
 
     # -- tasks --------------------------------------------------------------------------------
 
@@ -73,7 +78,11 @@ class Scheduler(RunWatcher):
     # -- the tick -----------------------------------------------------------------------------
 
     def tick(self, now: datetime) -> None:
-        """Record a disposition for every due time of every task, then start what can start."""
+        """Record a disposition for every due time of every task, then start what can start.
+
+        A task whose planning raises is logged (``daemon.error``) and left out of this tick:
+        its ``last_checked`` stays, so the next tick plans the same times again.
+        """
         checked = self.db.last_checked()
         summaries = self.db.task_summaries()
         new_rows: list[NewRun] = []
@@ -81,32 +90,21 @@ class Scheduler(RunWatcher):
         done: list[str] = []
         flips: dict[str, bool] = {}
         for name, spec in self.tasks.items():
-            state = summaries.get(name)
-            if state is not None and state.done:
+            try:
+                plan = self._plan_task(spec, summaries.get(name), checked.get(name, now), now)
+            except Exception as e:
+                self.troubles.failed(e, "plan", task=name)
                 continue
-            was_paused = state is not None and state.paused
-            if not spec.enabled:
-                # Times while paused are never owed: keep last_checked moving.
-                advanced[name] = now
-                if not was_paused:
-                    flips[name] = True
+            if plan is None:
                 continue
-            if was_paused:
-                flips[name] = False
-                if self.prev_tick is None:
-                    # Resumed while no daemon ran: when is unknown, so owe nothing before now.
-                    advanced[name] = now
-                    continue
-            after = checked.get(name, now)
-            extra = self.recovered.pop(name, [])
-            due = self._due_times(spec, after, now)
-            if not due and not extra:
-                continue
-            rows = self._dispositions(spec, due, extra, now)
+            rows, advance, is_done, flip = plan
             new_rows += rows
-            advanced[name] = now
-            if spec.schedule.kind == "at" and due:
+            if advance:
+                advanced[name] = now
+            if is_done:
                 done.append(name)
+            if flip is not None:
+                flips[name] = flip
         with self.db.tx() as c:
             for task, at in self.db.take_requests(c):
                 if task in self.tasks:
@@ -123,11 +121,15 @@ class Scheduler(RunWatcher):
                 self.db.set_done(c, name)
             for name, paused in flips.items():
                 self.db.set_paused(c, name, paused)
-            c.execute(
-                "INSERT INTO meta (key, value) VALUES ('last_tick', ?) "
+            c.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (to_db(now),),
+                [("last_tick", to_db(now)), *self.meta.items()],
             )
+        # Only now are the recovered times on record: a tick that failed keeps them owed.
+        for name in advanced:
+            self.recovered.pop(name, None)
+        self.troubles.disk_ok()
         for r in inserted:
             if r.status != "queued":
                 log.info(
@@ -141,11 +143,35 @@ class Scheduler(RunWatcher):
                 )
                 missed_spec = self.tasks.get(r.task)
                 if self.notifier is not None and r.status == "missed" and missed_spec is not None:
-                    missed = self.db.get_run(r.run_id)
-                    if missed is not None:
-                        self.notifier.time_missed(missed_spec, missed)
+                    try:
+                        missed = self.db.get_run(r.run_id)
+                        if missed is not None:
+                            self.notifier.time_missed(missed_spec, missed)
+                    except Exception as e:
+                        self.troubles.failed(e, "notify", task=r.task, run_id=r.run_id)
         self.prev_tick = now
         self.dispatch(now)
+
+    def _plan_task(
+        self, spec: TaskSpec, state: TaskSummary | None, after: datetime, now: datetime
+    ) -> tuple[list[NewRun], bool, bool, bool | None] | None:
+        """(rows, advance last_checked, now done, paused flag to store) of one task, or None."""
+        if state is not None and state.done:
+            return None
+        was_paused = state is not None and state.paused
+        if not spec.enabled:
+            # Times while paused are never owed: keep last_checked moving.
+            return [], True, False, (None if was_paused else True)
+        flip = False if was_paused else None
+        if was_paused and self.prev_tick is None:
+            # Resumed while no daemon ran: when is unknown, so owe nothing before now.
+            return [], True, False, flip
+        extra = self.recovered.get(spec.name, [])
+        due = self._due_times(spec, after, now)
+        if not due and not extra:
+            return ([], False, False, flip) if flip is not None else None
+        rows = self._dispositions(spec, due, extra, now)
+        return rows, True, spec.schedule.kind == "at" and bool(due), flip
 
     def _due_times(self, spec: TaskSpec, after: datetime, now: datetime) -> list[datetime]:
         times = self.due_cache.due(
@@ -196,34 +222,53 @@ class Scheduler(RunWatcher):
     # -- starting runs ------------------------------------------------------------------------
 
     def dispatch(self, now: datetime) -> None:
-        """Start queued runs in FIFO order, applying overlap and max_concurrent."""
+        """Start queued runs in FIFO order, applying overlap and max_concurrent.
+
+        A run whose start raises is logged (``daemon.error``) and stays queued; its task is set
+        aside until the next pass. On a full disk nothing starts until a tick writes again.
+        """
+        if self.troubles.disk_full is not None:
+            return
         waiting: set[str] = set()
+        set_aside: set[str] = set()
         for row in self.db.runs_with_status("queued"):
-            if row.not_before is not None and row.not_before > now:
+            if (row.not_before is not None and row.not_before > now) or row.task in set_aside:
                 continue
-            spec = self.tasks.get(row.task)
-            if spec is None:
-                self._set_status(row, "missed", "task file removed or invalid")
-                continue
-            if not spec.enabled and row.trigger != "manual":
-                # A retry or catch-up queued before `pause` is not owed; `trigger` still works.
-                self._set_status(row, "missed", "task paused")
-                continue
-            busy = [a for a in self.active if a.task == row.task and a.stop_reason is None]
-            if busy and not (spec.overlap == "allow" and not row.sequential):
-                if row.sequential or row.trigger == "retry" or spec.overlap == "queue":
-                    if spec.overlap == "queue" and not row.sequential and row.task in waiting:
-                        self._set_status(row, "skipped_overlap", "a run is already waiting")
-                    waiting.add(row.task)
-                    continue
-                if spec.overlap == "skip":
-                    self._set_status(row, "skipped_overlap", "previous run still going")
-                    continue
-                for a in busy:  # replace
-                    self.stop_run(a, "replaced", time.monotonic())
-            if self.running_count() >= self.config.max_concurrent:
-                break
-            self.start(row, spec, now)
+            try:
+                if not self._dispatch_row(row, now, waiting):
+                    break
+            except Exception as e:
+                self.troubles.failed(e, "start", task=row.task, run_id=row.run_id)
+                if is_disk_full(e):
+                    return
+                set_aside.add(row.task)
+
+    def _dispatch_row(self, row: RunRow, now: datetime, waiting: set[str]) -> bool:
+        """Start, hold or drop one queued row; False when every slot is taken."""
+        spec = self.tasks.get(row.task)
+        if spec is None:
+            self._set_status(row, "missed", "task file removed or invalid")
+            return True
+        if not spec.enabled and row.trigger != "manual":
+            # A retry or catch-up queued before `pause` is not owed; `trigger` still works.
+            self._set_status(row, "missed", "task paused")
+            return True
+        busy = [a for a in self.active if a.task == row.task and a.stop_reason is None]
+        if busy and not (spec.overlap == "allow" and not row.sequential):
+            if row.sequential or row.trigger == "retry" or spec.overlap == "queue":
+                if spec.overlap == "queue" and not row.sequential and row.task in waiting:
+                    self._set_status(row, "skipped_overlap", "a run is already waiting")
+                waiting.add(row.task)
+                return True
+            if spec.overlap == "skip":
+                self._set_status(row, "skipped_overlap", "previous run still going")
+                return True
+            for a in busy:  # replace
+                self.stop_run(a, "replaced", time.monotonic())
+        if self.running_count() >= self.config.max_concurrent:
+            return False
+        self.start(row, spec, now)
+        return True
 
     def _set_status(self, row: RunRow, status: str, reason: str) -> None:
         with self.db.tx() as c:
@@ -239,7 +284,11 @@ class Scheduler(RunWatcher):
         )
 
     def start(self, row: RunRow, spec: TaskSpec, now: datetime) -> None:
-        """Prepare the run folder, mark the row running (before spawning: at most once), spawn."""
+        """Prepare the run folder, mark the row running (before spawning: at most once), spawn.
+
+        The row is marked only while it is still `queued`; if it is not (another daemon on the
+        same state DB took it) nothing is spawned.
+        """
         scheduled = row.scheduled_for or now
         fields = {"task": row.task, "run_id": row.run_id, "scheduled_for": iso_utc(scheduled)}
         fields["trigger"] = row.trigger
@@ -249,29 +298,38 @@ class Scheduler(RunWatcher):
             run_dir = prepare_run_dir(self.home, spec, row.run_id, scheduled, now, last)
         except OSError as e:
             run_dir = self.home.run_dir(row.task, row.run_id)
+            if is_disk_full(e):
+                shutil.rmtree(run_dir, ignore_errors=True)  # give back what the half-run took
+                raise
             self.fail_to_start(row, started, run_dir, f"cannot prepare the run folder: {e}")
             return
         except UserError as e:  # the prompt file went bad after the task was loaded
             run_dir = self.home.run_dir(row.task, row.run_id)
             self.fail_to_start(row, started, run_dir, str(e))
             return
-        with self.db.tx() as c:
-            self.db.mark_started(c, row.run_id, started, str(run_dir), None, None)
         env = child_env(
             self.home, self.config, spec, row.run_id, scheduled, run_dir, self.parent_env
         )
         argv = child_argv(self.config, spec, run_dir, self.python)
+        with self.db.tx() as c:
+            claimed = self.db.mark_started(c, row.run_id, started, str(run_dir), None, None)
+        if not claimed:
+            log.warning("run.not_started", **fields, reason="no longer queued")
+            return
         try:
             popen = spawn(argv, env, spec.cwd, run_dir)
         except OSError as e:
-            self.fail_to_start(row, started, run_dir, f"cannot start {argv[0]}: {e.strerror or e}")
-            return
+            if not is_disk_full(e):
+                reason = f"cannot start {argv[0]}: {e.strerror or e}"
+                self.fail_to_start(row, started, run_dir, reason, claimed=True)
+                return
+            self._unclaim(row)
+            raise
+        except BaseException:
+            self._unclaim(row)
+            raise
         created = create_time(popen.pid)
-        with self.db.tx() as c:
-            c.execute(
-                "UPDATE runs SET pid = ?, pid_create_time = ? WHERE run_id = ?",
-                (popen.pid, created, row.run_id),
-            )
+        # Watched from here on, whatever happens to the writes below.
         self.active.append(
             Active(
                 run_id=row.run_id,
@@ -283,7 +341,27 @@ class Scheduler(RunWatcher):
                 popen=popen,
             )
         )
+        try:
+            with self.db.tx() as c:
+                c.execute(
+                    "UPDATE runs SET pid = ?, pid_create_time = ? WHERE run_id = ?",
+                    (popen.pid, created, row.run_id),
+                )
+        except Exception as e:  # a restarted daemon finds the run by its id instead
+            self.troubles.failed(e, "start", task=row.task, run_id=row.run_id)
         latency_s = round((started - scheduled).total_seconds(), 3)
         log.info("run.start", **fields, pid=popen.pid, attempt=row.attempt, latency_s=latency_s)
         if self.notifier is not None:
-            self.notifier.run_started(spec, row)
+            try:
+                self.notifier.run_started(spec, row)
+            except Exception as e:
+                self.troubles.failed(e, "notify", task=row.task, run_id=row.run_id)
+
+    def _unclaim(self, row: RunRow) -> None:
+        """Back to `queued` after a failed spawn; if even that cannot be written, a restarted
+        daemon records the run `lost` and its time counts as missed."""
+        try:
+            with self.db.tx() as c:
+                self.db.unmark_started(c, row.run_id)
+        except Exception as e:
+            self.troubles.failed(e, "start", task=row.task, run_id=row.run_id)

@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bassi_schedd.errors import UserError
+from bassi_schedd.guard import is_disk_full
 from bassi_schedd.paths import FILE_MODE, make_private_dir
 from bassi_schedd.records import NewRun, reroll_run_id, to_db
 
@@ -106,6 +107,8 @@ def run_values(r: NewRun, run_id: str, now: datetime) -> tuple[object, ...]:
 class StateDBError(UserError):
     """The state database cannot be used; the message is one sentence naming the file."""
 
+    disk_full = False  # True when it failed for want of space (the daemon waits for room)
+
 
 def connect(path: Path, timeout_s: float) -> sqlite3.Connection:
     """A connection to the state DB at ``path``, created and migrated as needed (WAL)."""
@@ -117,7 +120,9 @@ def connect(path: Path, timeout_s: float) -> sqlite3.Connection:
             str(path), timeout=timeout_s, isolation_level=None, check_same_thread=False
         )
     except (sqlite3.Error, OSError) as e:
-        raise StateDBError(f"cannot read the state database {path}: {e}") from None
+        err = StateDBError(f"cannot read the state database {path}: {e}")
+        err.disk_full = is_disk_full(e)
+        raise err from None
     try:
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
@@ -130,9 +135,9 @@ def connect(path: Path, timeout_s: float) -> sqlite3.Connection:
         conn.close()
         hint = " (if it is damaged, move it aside: a new one starts an empty history)"
         locked = isinstance(e, sqlite3.OperationalError)
-        raise StateDBError(
-            f"cannot read the state database {path}: {e}{'' if locked else hint}"
-        ) from None
+        err = StateDBError(f"cannot read the state database {path}: {e}{'' if locked else hint}")
+        err.disk_full = is_disk_full(e)
+        raise err from None
     except StateDBError:
         conn.close()
         raise

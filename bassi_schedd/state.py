@@ -72,10 +72,14 @@ class StateDB:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
+            self.conn.execute("COMMIT")
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            # SQLite may have rolled back already (it does on SQLITE_FULL and some I/O errors):
+            # a second ROLLBACK would raise and hide the real error, and a failed COMMIT must
+            # not leave a transaction open that makes every later BEGIN fail.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             raise
-        self.conn.execute("COMMIT")
 
     # -- meta ---------------------------------------------------------------------------------
 
@@ -164,11 +168,25 @@ class StateDB:
         run_dir: str,
         pid: int | None,
         pid_create_time: float | None,
-    ) -> None:
-        c.execute(
+    ) -> bool:
+        """Mark a queued run running; False (nothing changed) when it is no longer queued.
+
+        The check is in the UPDATE itself, so of two daemons that somehow share one state DB
+        only one can start a given row.
+        """
+        cur = c.execute(
             "UPDATE runs SET status = 'running', started_at = ?, run_dir = ?, pid = ?, "
-            "pid_create_time = ? WHERE run_id = ?",
+            "pid_create_time = ? WHERE run_id = ? AND status = 'queued'",
             (to_db(started_at), run_dir, pid, pid_create_time, run_id),
+        )
+        return cur.rowcount == 1
+
+    def unmark_started(self, c: sqlite3.Connection, run_id: str) -> None:
+        """Put a run marked running but never spawned back in the queue."""
+        c.execute(
+            "UPDATE runs SET status = 'queued', started_at = NULL, run_dir = NULL, pid = NULL, "
+            "pid_create_time = NULL WHERE run_id = ? AND status = 'running' AND pid IS NULL",
+            (run_id,),
         )
 
     def set_status(
@@ -312,10 +330,18 @@ class StateDB:
 
     # -- trigger requests ---------------------------------------------------------------------
 
-    def add_request(self, task: str, now: datetime) -> None:
-        """Queue a ``trigger TASK`` request for the daemon."""
+    def add_request(self, task: str, now: datetime) -> int:
+        """Queue a ``trigger TASK`` request for the daemon; return its id."""
         with self.tx() as c:
-            c.execute("INSERT INTO requests (task, requested_at) VALUES (?, ?)", (task, to_db(now)))
+            cur = c.execute(
+                "INSERT INTO requests (task, requested_at) VALUES (?, ?)", (task, to_db(now))
+            )
+        return int(cur.lastrowid or 0)
+
+    def request_pending(self, request_id: int) -> bool:
+        """True while the daemon has not taken the request yet."""
+        row = self.conn.execute("SELECT 1 FROM requests WHERE id = ?", (request_id,)).fetchone()
+        return row is not None
 
     def take_requests(self, c: sqlite3.Connection) -> list[tuple[str, datetime]]:
         rows = c.execute("SELECT id, task, requested_at FROM requests ORDER BY id").fetchall()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sqlite3
 import stat
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bassi_schedd.config import load_config
 from bassi_schedd.errors import TaskFileError, UserError
@@ -17,6 +20,12 @@ from bassi_schedd.paths import Home
 from bassi_schedd.taskfile import NAME_RE, load_task_file, tasks_dir_error
 from bassi_schedd.tomledit import TomlEditError, set_top_level_bool
 from bassi_schedd.tomlfile import read_checked_toml
+
+if TYPE_CHECKING:
+    from bassi_schedd.state import StateDB
+
+# The daemon takes a request at once when woken; this long means it is stuck or stopping.
+TRIGGER_WAIT_S = 10.0
 
 
 def _task_path(home: Home, name: str) -> str:
@@ -35,7 +44,7 @@ def _task_path(home: Home, name: str) -> str:
 
 
 def trigger(home: Home, name: str) -> int:
-    """Queue a manual run for the running daemon and wake it with SIGUSR1.
+    """Queue a manual run for the running daemon, wake it with SIGUSR1, wait until it took it.
 
     The task file is validated first: the daemon cannot run a task it cannot load, so saying
     "triggered" for one would be a lie (it logs ``trigger.refused`` if one reaches it anyway).
@@ -53,17 +62,46 @@ def trigger(home: Home, name: str) -> int:
         )
     from bassi_schedd.state import StateDB
 
+    if not home.state_db.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGUSR1)  # it checks its state DB when woken, and stops
+        raise UserError(
+            f"the state database {home.state_db} was deleted under the running daemon "
+            f"(pid {pid}), which stops now; start it again, then trigger '{name}'"
+        )
     db = StateDB.open(home.state_db)
     try:
-        db.add_request(name, datetime.now(UTC))
+        try:
+            request_id = db.add_request(name, datetime.now(UTC))
+        except sqlite3.Error as e:
+            raise UserError(f"cannot queue the request in {home.state_db}: {e}") from None
+        try:
+            os.kill(pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            raise UserError(f"the daemon (pid {pid}) exited before it could be woken") from None
+        _wait_taken(home, db, request_id, pid)
     finally:
         db.close()
-    try:
-        os.kill(pid, signal.SIGUSR1)
-    except ProcessLookupError:
-        raise UserError(f"the daemon (pid {pid}) exited before it could be woken") from None
     print(f"triggered {name} (daemon pid {pid})")
     return 0
+
+
+def _wait_taken(home: Home, db: StateDB, request_id: int, pid: int) -> None:
+    """Return once the daemon took the request: "triggered" is never said of a request that
+    no daemon reads (a daemon stopping, or one whose state DB was deleted under it)."""
+    deadline = time.monotonic() + TRIGGER_WAIT_S
+    while db.request_pending(request_id):
+        if read_holder(home) != pid:
+            raise UserError(
+                f"the daemon (pid {pid}) stopped before it took the request (see "
+                "'bassi-schedd logs'); the next daemon to start runs it"
+            )
+        if time.monotonic() > deadline:
+            raise UserError(
+                f"the daemon (pid {pid}) has not taken the request within {TRIGGER_WAIT_S:.0f} s "
+                "(see 'bassi-schedd logs'); it runs the task when it does"
+            )
+        time.sleep(0.05)
 
 
 # -- pause / resume ------------------------------------------------------------------------------

@@ -183,7 +183,10 @@ def unsafe_dir_reason(path: Path) -> str | None:
     except OSError:
         return None
     if not stat.S_ISDIR(st.st_mode):
-        return f"is not a folder ({_kind(st.st_mode)})"
+        return (
+            f"the task folder is not a folder ({_kind(st.st_mode)}); "
+            "no task runs until it is a folder again"
+        )
     return unsafe_owner_reason(st, path, "so no task in it is loaded")
 
 

@@ -204,8 +204,8 @@ def test_tasks_folder_replaced_by_a_file_is_reported_once_and_survived(
     problems = [e for e in events(home, "task.invalid") if e["task"] == str(home.tasks_dir)]
     assert len(problems) == 1
     assert problems[0]["error"] == (
-        f"{home.tasks_dir}: the task folder is not a folder; no task runs until it is a folder "
-        "again"
+        f"{home.tasks_dir}: the task folder is not a folder (a regular file); no task runs until "
+        "it is a folder again"
     )
     assert [e["task"] for e in events(home, "task.removed")] == ["job"]
 
@@ -244,7 +244,9 @@ def test_schedd_toml_is_reloaded_on_sighup_and_when_it_changes(
     # A broken schedd.toml, no SIGHUP: the next tick (here one a trigger causes) notices it,
     # reports it once, and keeps the settings in use.
     home.config_file.write_text('timezone = "Mars/Olympus_Mons"\n')
-    assert cli("trigger", "poke").returncode == 0
+    poked = cli("trigger", "poke")
+    assert poked.returncode == 0, poked.stderr
+    assert "'timezone'" in poked.stderr and "the daemon keeps the settings in use" in poked.stderr
     wait_for(lambda: events(home, "config.invalid"), 20)
     d.signal(signal.SIGHUP)
     wait_for(lambda: len(events(home, "daemon.reload")) >= 2, 20)

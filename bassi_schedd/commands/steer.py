@@ -8,15 +8,17 @@ import os
 import signal
 import sqlite3
 import stat
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bassi_schedd.config import load_config
+from bassi_schedd.config import load_config, system_timezone
 from bassi_schedd.errors import TaskFileError, UserError
 from bassi_schedd.lock import read_holder
 from bassi_schedd.paths import Home
+from bassi_schedd.spec import DaemonConfig
 from bassi_schedd.taskfile import NAME_RE, load_task_file, tasks_dir_error
 from bassi_schedd.tomledit import TomlEditError, set_top_level_bool
 from bassi_schedd.tomlfile import read_checked_toml
@@ -51,7 +53,14 @@ def trigger(home: Home, name: str) -> int:
     """
     path = _task_path(home, name)
     try:
-        load_task_file(Path(path), load_config(home))
+        config = load_config(home)
+    except TaskFileError as e:
+        # The running daemon keeps the settings it has (config.invalid); the task is checked
+        # against the defaults instead, and the user hears about the file.
+        print(f"bassi-schedd: warning: {e}; the daemon keeps the settings in use", file=sys.stderr)
+        config = DaemonConfig(timezone=system_timezone())
+    try:
+        load_task_file(Path(path), config)
     except TaskFileError as e:
         raise UserError(f"cannot trigger '{name}': {e}") from None
     pid = read_holder(home)

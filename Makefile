@@ -32,13 +32,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check bassi_schedd tests bench
 	$(BIN)/ruff format --check bassi_schedd tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 fmt: $(STAMP)
 	$(BIN)/ruff format bassi_schedd tests bench
 	$(BIN)/ruff check --fix bassi_schedd tests bench
 
 run: $(STAMP)
-	$(BIN)/python -m bassi_schedd.demo $(DEMO_HOME)
+	$(BIN)/python -m bassi_schedd.ops.demo $(DEMO_HOME)
 	$(BIN)/bassi-schedd --home $(DEMO_HOME) run
 
 # Refresh the lock from pyproject's ranges (runtime + test extras, every platform).

@@ -1,5 +1,5 @@
 """Allow ``python -m bassi_schedd``."""
 
-from bassi_schedd.cli import main
+from bassi_schedd.cli.main import main
 
 raise SystemExit(main())

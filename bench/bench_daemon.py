@@ -45,7 +45,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from conftest import base_env, faketime_lib  # noqa: E402
 
-from bassi_schedd.paths import Home  # noqa: E402
+from bassi_schedd.config.paths import Home  # noqa: E402
 
 CLI = [sys.executable, "-m", "bassi_schedd"]
 MIB = 1024 * 1024

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bassi_schedd.loader import TaskLoader
-from bassi_schedd.paths import Home
-from bassi_schedd.schedule import DueCache, scheduled_times
-from bassi_schedd.spec import DaemonConfig, TaskSpec
+from bassi_schedd.config.loader import TaskLoader
+from bassi_schedd.config.paths import Home
+from bassi_schedd.core.schedule import DueCache, scheduled_times
+from bassi_schedd.core.spec import DaemonConfig, TaskSpec
 
 SCHEDULES = [
     "* * * * *",

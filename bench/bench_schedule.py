@@ -11,7 +11,13 @@ import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bassi_schedd.schedule import DueCache, Schedule, next_times, parse_schedule, scheduled_times
+from bassi_schedd.core.schedule import (
+    DueCache,
+    Schedule,
+    next_times,
+    parse_schedule,
+    scheduled_times,
+)
 
 ZONES = [ZoneInfo(z) for z in ("Europe/Berlin", "America/New_York", "Australia/Lord_Howe",
                                "Asia/Kolkata", "UTC")]  # fmt: skip

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bassi_schedd.paths import Home
+from bassi_schedd.config.paths import Home
 
 REPO = Path(__file__).resolve().parent.parent
 BIN_DIR = Path(sys.executable).parent
@@ -234,7 +234,7 @@ def assert_known_events(home: Home) -> None:
     """Every line the daemons logged carries an event name listed in logs.EVENTS."""
     import json
 
-    from bassi_schedd.logs import EVENTS
+    from bassi_schedd.logs.setup import EVENTS
 
     unknown = set()
     for path in home.log_file.parent.glob(home.log_file.name + "*"):

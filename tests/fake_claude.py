@@ -438,8 +438,8 @@ def write_run_dir(
     """A run folder as the daemon prepares it: task.json from a real TaskSpec, prompt.txt."""
     from pathlib import Path
 
-    from bassi_schedd.schedule import Schedule
-    from bassi_schedd.spec import AgentOptions, TaskSpec
+    from bassi_schedd.core.schedule import Schedule
+    from bassi_schedd.core.spec import AgentOptions, TaskSpec
 
     spec = TaskSpec(
         name="demo",

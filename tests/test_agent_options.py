@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from fake_claude import install
 
-from bassi_schedd.agent_options import SETTING_SOURCES, build_options
-from bassi_schedd.errors import UsageError
+from bassi_schedd.agent.options import SETTING_SOURCES, build_options
+from bassi_schedd.core.errors import UsageError
 
 
 def task_dict(tmp_path: Path, **agent: Any) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 from fake_claude import install
 
-from bassi_schedd.paths import Home
+from bassi_schedd.config.paths import Home
 from tests.conftest import Start, flag_value, runs, wait_for
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bassi_schedd.paths import Home
+from bassi_schedd.config.paths import Home
 from tests.conftest import Start, db_rows, faketime_env, wait_for
 
 BASE = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)  # minute 0 of round 0

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bassi_schedd.paths import Home
+from bassi_schedd.config.paths import Home
 from tests.conftest import CLI, Start, base_env, db_rows, faketime_env, wait_for
 
 ON_TIME_S = 90  # SPEC 4

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bassi_schedd.config import _zone_from_path, load_config, system_timezone
-from bassi_schedd.errors import TaskFileError, UserError
-from bassi_schedd.paths import Home
-from bassi_schedd.spec import DEFAULT_PASS_ENV, NotifySpec
+from bassi_schedd.config.paths import Home
+from bassi_schedd.config.settings import _zone_from_path, load_config, system_timezone
+from bassi_schedd.core.errors import TaskFileError, UserError
+from bassi_schedd.core.spec import DEFAULT_PASS_ENV, NotifySpec
 
 
 def write_config(home: Home, body: str, mode: int = 0o600) -> Path:

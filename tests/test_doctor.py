@@ -15,10 +15,10 @@ from conftest import BIN_DIR, CliResult, DaemonProc
 from test_install import FAKE
 from test_service_state import SHOW_AUTO_RESTART, launchctl_print, show_active
 
-from bassi_schedd import doctor, doctor_env
-from bassi_schedd.lock import PidLock
-from bassi_schedd.paths import Home
-from bassi_schedd.state import StateDB
+from bassi_schedd.config.paths import Home
+from bassi_schedd.ops import doctor, doctor_env
+from bassi_schedd.store.lock import PidLock
+from bassi_schedd.store.state import StateDB
 
 COMMAND_TASK = 'schedule = "@daily"\ncommand = ["/bin/true"]\n'
 AGENT_TASK = 'schedule = "@daily"\nprompt = "hello"\n'

@@ -19,7 +19,7 @@ import pytest
 from conftest import CLI, CliResult, base_env, db_rows, flag_value, has_flag, wait_for
 from fake_claude import RESULT_TEXT, install, write_run_dir
 
-from bassi_schedd.paths import Home
+from bassi_schedd.config.paths import Home
 
 Cli = Callable[..., CliResult]
 
@@ -303,8 +303,8 @@ def test_bundled_cli_not_logged_in(tmp_path: Path, home: Home) -> None:
 
 def test_daemon_modules_do_not_import_the_sdk() -> None:
     code = (
-        "import sys, bassi_schedd.cli, bassi_schedd.daemon, bassi_schedd.commands.run, "
-        "bassi_schedd.outcome, bassi_schedd.transcript\n"
+        "import sys, bassi_schedd.cli.main, bassi_schedd.daemon.loop, bassi_schedd.cli.run, "
+        "bassi_schedd.core.outcome, bassi_schedd.agent.transcript\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('claude_agent_sdk', 'mcp'))\n"
         "assert not bad, bad"
     )

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from fake_claude import RESULT_TEXT, install, write_run_dir
 
-from bassi_schedd.agent_options import load_run_dir
-from bassi_schedd.errors import UsageError
-from bassi_schedd.executor import execute_run_dir
+from bassi_schedd.agent.executor import execute_run_dir
+from bassi_schedd.agent.options import load_run_dir
+from bassi_schedd.core.errors import UsageError
 
 
 @pytest.mark.parametrize(

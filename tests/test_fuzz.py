@@ -24,13 +24,13 @@ import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bassi_schedd.commands.tasks import cmd_check
-from bassi_schedd.errors import TaskFileError, printable
-from bassi_schedd.loader import TaskLoader, load_task_file
-from bassi_schedd.paths import Home
-from bassi_schedd.schedule import ScheduleError, next_times, parse_schedule, scheduled_times
-from bassi_schedd.spec import DaemonConfig, TaskSpec
-from bassi_schedd.taskfile import AGENT_KEYS, TASK_KEYS
+from bassi_schedd.cli.tasks import cmd_check
+from bassi_schedd.config.loader import TaskLoader, load_task_file
+from bassi_schedd.config.paths import Home
+from bassi_schedd.config.taskfile import AGENT_KEYS, TASK_KEYS
+from bassi_schedd.core.errors import TaskFileError, printable
+from bassi_schedd.core.schedule import ScheduleError, next_times, parse_schedule, scheduled_times
+from bassi_schedd.core.spec import DaemonConfig, TaskSpec
 
 CONFIG = DaemonConfig(timezone="UTC")
 SIZES = [pytest.param(60, id="fast"), pytest.param(1500, id="soak", marks=pytest.mark.soak)]

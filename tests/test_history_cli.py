@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bassi_schedd.paths import Home
-from bassi_schedd.state import NewRun, StateDB
+from bassi_schedd.config.paths import Home
+from bassi_schedd.store.state import NewRun, StateDB
 from tests.conftest import CliResult, Start, wait_for
 
 Cli = Callable[..., CliResult]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from bassi_schedd.paths import Home
+from bassi_schedd.config.paths import Home
 from tests.conftest import Start, runs, wait_for
 
 SECRET = "hs-Zq9x7Lw2Vt5Rk8Pm3Nb6"  # an env value that must never be logged

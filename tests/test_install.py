@@ -17,11 +17,11 @@ import pytest
 from conftest import BIN_DIR, CLI, REPO, CliResult, DaemonProc, base_env, wait_for
 from test_service_state import BOOTSTRAP_EIO, DISABLE_NOW, ENABLE_NOW_LOCK_HELD
 
-from bassi_schedd import install as svc
-from bassi_schedd.errors import UserError
-from bassi_schedd.loader import load_config, load_task_file
-from bassi_schedd.lock import read_holder
-from bassi_schedd.paths import Home
+from bassi_schedd.config.loader import load_config, load_task_file
+from bassi_schedd.config.paths import Home
+from bassi_schedd.core.errors import UserError
+from bassi_schedd.ops import install as svc
+from bassi_schedd.store.lock import read_holder
 
 UID = os.getuid()
 USER = svc.user_name()

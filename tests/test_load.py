@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pytest
 
-from bassi_schedd.paths import Home
+from bassi_schedd.config.paths import Home
 from tests.conftest import Start, db_rows, wait_for
 
 MAX_CONCURRENT = 8

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bassi_schedd import loader as loader_mod
-from bassi_schedd.errors import TaskFileError
-from bassi_schedd.loader import TaskLoader, load_task_file
-from bassi_schedd.paths import Home
-from bassi_schedd.spec import AgentOptions, DaemonConfig, NotifySpec
+from bassi_schedd.config import loader as loader_mod
+from bassi_schedd.config.loader import TaskLoader, load_task_file
+from bassi_schedd.config.paths import Home
+from bassi_schedd.config.taskfile import read_prompt
+from bassi_schedd.core.errors import TaskFileError
+from bassi_schedd.core.spec import AgentOptions, DaemonConfig, NotifySpec
 
 WriteTask = Callable[[str, str], Path]
 CONFIG = DaemonConfig(timezone="America/New_York")
@@ -110,7 +111,7 @@ def test_prompt_file_relative_to_tasks(home: Home, write_task: WriteTask) -> Non
     )
     assert spec.prompt_file == home.tasks_dir / "weekly.md"
     assert spec.prompt_file.is_absolute()
-    assert spec.prompt_text() == "Report for {date}\n"
+    assert read_prompt(spec) == "Report for {date}\n"
 
 
 def test_one_shot_at_as_string_and_as_toml_datetime(write_task: WriteTask) -> None:

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from bassi_schedd.lock import LockBusyError, LockLostError, PidLock, read_holder
-from bassi_schedd.paths import Home
-from bassi_schedd.state import StateDB
+from bassi_schedd.config.paths import Home
+from bassi_schedd.store.lock import LockBusyError, LockLostError, PidLock, read_holder
+from bassi_schedd.store.state import StateDB
 
 
 def test_acquire_writes_pid_and_blocks_a_second(home: Home) -> None:
@@ -35,7 +35,7 @@ def test_no_file_means_no_holder(home: Home) -> None:
 def test_lock_dies_with_its_process(home: Home) -> None:
     code = (
         "import time; from pathlib import Path\n"
-        "from bassi_schedd.lock import PidLock\nfrom bassi_schedd.paths import Home\n"
+        "from bassi_schedd.store.lock import PidLock\nfrom bassi_schedd.config.paths import Home\n"
         f"PidLock(Home(Path({str(home.root)!r}))).acquire()\n"
         "print('held', flush=True); time.sleep(60)"
     )

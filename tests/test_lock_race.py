@@ -13,8 +13,8 @@ import signal
 import psutil
 import pytest
 
-from bassi_schedd.lock import read_holder
-from bassi_schedd.paths import Home
+from bassi_schedd.config.paths import Home
+from bassi_schedd.store.lock import read_holder
 from tests.conftest import Start, wait_for
 
 DAEMONS_PER_ROUND = 10

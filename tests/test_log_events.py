@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from bassi_schedd.logs import EVENTS
+from bassi_schedd.logs.setup import EVENTS
 
 PACKAGE = Path(__file__).resolve().parent.parent / "bassi_schedd"
 LEVEL_METHODS = {"debug", "info", "warning", "error", "critical", "exception", "msg"}

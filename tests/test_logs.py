@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-import bassi_schedd.logfile as logs_mod
-from bassi_schedd.logs import (
+import bassi_schedd.logs.logfile as logs_mod
+from bassi_schedd.logs.setup import (
     EVENTS,
     LogFile,
     clear_secret_values,
@@ -337,7 +337,7 @@ WRITER = textwrap.dedent(
     import sys
     from pathlib import Path
     import structlog
-    from bassi_schedd.logs import configure_logging
+    from bassi_schedd.logs.setup import configure_logging
     path, name, count, max_bytes = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     configure_logging(Path(path), max_bytes=max_bytes, backups=500, stderr=None)
     log = structlog.get_logger()

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from bassi_schedd.logs import LogFile
-from bassi_schedd.paths import Home
-from bassi_schedd.state import StateDB
+from bassi_schedd.config.paths import Home
+from bassi_schedd.logs.setup import LogFile
+from bassi_schedd.store.state import StateDB
 from tests.conftest import CLI, CliResult, base_env, wait_for
 
 RUN_A = "20261122T080001Z-a1b2c3"

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bassi_schedd.logview import (
+from bassi_schedd.logs.view import (
     Follower,
     LineSelector,
     LogFilter,

@@ -17,10 +17,13 @@ from typing import Any
 import psutil
 import pytest
 
-from bassi_schedd import notify as notify_mod
-from bassi_schedd.notify import Notifier
-from bassi_schedd.notify_delivery import ping_url, redact_url
-from bassi_schedd.notify_record import (
+from bassi_schedd.config.paths import Home
+from bassi_schedd.core.schedule import parse_schedule
+from bassi_schedd.core.spec import DaemonConfig, NotifySpec, TaskSpec
+from bassi_schedd.notify import notifier as notify_mod
+from bassi_schedd.notify.delivery import ping_url, redact_url
+from bassi_schedd.notify.notifier import Notifier
+from bassi_schedd.notify.record import (
     desktop_text,
     end_event,
     healthcheck_suffix,
@@ -28,10 +31,7 @@ from bassi_schedd.notify_record import (
     output_tail,
     run_record,
 )
-from bassi_schedd.paths import Home
-from bassi_schedd.schedule import parse_schedule
-from bassi_schedd.spec import DaemonConfig, NotifySpec, TaskSpec
-from bassi_schedd.state import RunRow
+from bassi_schedd.store.state import RunRow
 from tests.conftest import wait_for
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -589,9 +589,9 @@ def test_desktop_without_a_notifier_logs_once(
 def test_empty_healthcheck_url_turns_the_default_off(tmp_path: Path) -> None:
     import dataclasses
 
-    from bassi_schedd.config import config_from_dict
-    from bassi_schedd.notify_record import effective_healthcheck_url
-    from bassi_schedd.taskfile import task_from_text
+    from bassi_schedd.config.settings import config_from_dict
+    from bassi_schedd.config.taskfile import task_from_text
+    from bassi_schedd.notify.record import effective_healthcheck_url
 
     config = config_from_dict({"healthcheck_url": "https://hc.example/abc", "timezone": "UTC"})
     path = tmp_path / "t.toml"

@@ -13,7 +13,7 @@ from typing import Any
 import psutil
 import pytest
 
-from bassi_schedd.paths import Home
+from bassi_schedd.config.paths import Home
 from tests.conftest import BIN_DIR, Start, runs, wait_for
 from tests.test_notify import PingServer, serve_pings
 

@@ -6,7 +6,7 @@ import signal
 
 import pytest
 
-from bassi_schedd.outcome import (
+from bassi_schedd.core.outcome import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_TEMPFAIL,

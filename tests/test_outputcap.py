@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bassi_schedd.outputcap import LIVE_SLACK, trim_output
+from bassi_schedd.runner.outputcap import LIVE_SLACK, trim_output
 
 MARKER = re.compile(rb"^\[bassi-schedd: (\d+) bytes of earlier output removed[^\n]*\]\n")
 

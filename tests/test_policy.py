@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bassi_schedd import policy
-from bassi_schedd.schedule import Schedule
-from bassi_schedd.spec import TaskSpec
+from bassi_schedd.core import policy
+from bassi_schedd.core.schedule import Schedule
+from bassi_schedd.core.spec import TaskSpec
 
 NOW = datetime(2026, 11, 1, 9, 20, tzinfo=UTC)
 

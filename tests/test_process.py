@@ -9,7 +9,7 @@ from pathlib import Path
 
 import psutil
 
-from bassi_schedd.process import (
+from bassi_schedd.runner.process import (
     Active,
     create_time,
     is_alive,

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bassi_schedd.paths import Home
+from bassi_schedd.config.paths import Home
 from tests.conftest import Start, db_rows, wait_for
 
 REC = 'echo $$ >> "$BASSI_RUN_DIR/pids"'

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bassi_schedd.cli import COMMANDS
-from bassi_schedd.config import load_config
-from bassi_schedd.loader import load_task_file
-from bassi_schedd.paths import Home
+from bassi_schedd.cli.main import COMMANDS
+from bassi_schedd.config.loader import load_task_file
+from bassi_schedd.config.paths import Home
+from bassi_schedd.config.settings import load_config
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
 
@@ -33,10 +33,10 @@ def test_every_command_is_documented_and_exists() -> None:
 
 
 def test_the_limits_table_matches_the_code() -> None:
-    from bassi_schedd import limits
-    from bassi_schedd.commands.history import MAX_N
-    from bassi_schedd.commands.tasks import MAX_NEXT
-    from bassi_schedd.schedule import AT_YEARS
+    from bassi_schedd.cli.history import MAX_N
+    from bassi_schedd.cli.tasks import MAX_NEXT
+    from bassi_schedd.core import limits
+    from bassi_schedd.core.schedule import AT_YEARS
 
     section = README.split("### Limits", 1)[1].split("\n## ", 1)[0]
     rows = {

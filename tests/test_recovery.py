@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import psutil
 
-from bassi_schedd.paths import Home
+from bassi_schedd.config.paths import Home
 from tests.conftest import Start, iso, runs, statuses, wait_for
 
 
@@ -86,8 +86,8 @@ def test_run_that_ended_while_no_daemon_watched_keeps_its_exit_code(
 def test_run_whose_pid_was_never_saved_is_found_by_its_id(
     home: Home, write_task, daemon: Start
 ) -> None:
-    from bassi_schedd.process import spawn
-    from bassi_schedd.state import NewRun, StateDB
+    from bassi_schedd.runner.process import spawn
+    from bassi_schedd.store.state import NewRun, StateDB
 
     write_task("orphan", 'schedule = "0 0 1 1 *"\ntimezone = "UTC"\ncommand = ["/bin/true"]\n')
     now = datetime.now(UTC)
@@ -117,8 +117,8 @@ def test_execute_run_whose_pid_was_reused_is_lost_not_alive_forever(
     process, the next daemon closes the row as lost instead of waiting on a stranger forever."""
     import subprocess
 
-    from bassi_schedd.process import create_time
-    from bassi_schedd.state import StateDB
+    from bassi_schedd.runner.process import create_time
+    from bassi_schedd.store.state import StateDB
 
     write_task("t", 'schedule = "0 0 1 1 *"\ntimezone = "UTC"\ncommand = ["/bin/true"]\n')
     stranger = subprocess.Popen(["sleep", "60"])

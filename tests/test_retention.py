@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bassi_schedd.paths import Home
-from bassi_schedd.records import new_run_id
-from bassi_schedd.retention import prune_runs, run_id_time
-from bassi_schedd.state import StateDB
+from bassi_schedd.config.paths import Home
+from bassi_schedd.core.records import new_run_id
+from bassi_schedd.daemon.retention import prune_runs, run_id_time
+from bassi_schedd.store.state import StateDB
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 

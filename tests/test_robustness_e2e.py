@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from bassi_schedd.paths import Home
+from bassi_schedd.config.paths import Home
 from tests.conftest import Start, faketime_env, iso, runs, wait_for
 
 MINUTELY = 'schedule = "* * * * *"\ntimezone = "UTC"\ncommand = ["/bin/sh", "-c", "echo ran"]\n'

@@ -14,9 +14,9 @@ from croniter import croniter
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from bassi_schedd import schedule as sched_mod
-from bassi_schedd.cronexpr import compile_cron
-from bassi_schedd.schedule import (
+from bassi_schedd.core import schedule as sched_mod
+from bassi_schedd.core.cronexpr import compile_cron
+from bassi_schedd.core.schedule import (
     DueCache,
     Schedule,
     ScheduleError,

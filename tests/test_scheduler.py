@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from bassi_schedd import schedule as schedule_mod
-from bassi_schedd import scheduler
-from bassi_schedd.config import load_config
-from bassi_schedd.loader import TaskLoader
-from bassi_schedd.paths import Home
-from bassi_schedd.state import RunRow, StateDB
+from bassi_schedd.config.loader import TaskLoader
+from bassi_schedd.config.paths import Home
+from bassi_schedd.config.settings import load_config
+from bassi_schedd.core import schedule as schedule_mod
+from bassi_schedd.daemon import scheduler
+from bassi_schedd.store.state import RunRow, StateDB
 
 T0 = datetime(2026, 11, 1, 5, 29, 57, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)

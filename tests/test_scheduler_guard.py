@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from bassi_schedd import policy, runwatch, scheduler
-from bassi_schedd.config import load_config
-from bassi_schedd.loader import TaskLoader
-from bassi_schedd.paths import Home
-from bassi_schedd.state import StateDB
+from bassi_schedd.config.loader import TaskLoader
+from bassi_schedd.config.paths import Home
+from bassi_schedd.config.settings import load_config
+from bassi_schedd.core import policy
+from bassi_schedd.daemon import runwatch, scheduler
+from bassi_schedd.store.state import StateDB
 from tests.conftest import wait_for
 
 T0 = datetime(2026, 11, 1, 5, 29, 57, tzinfo=UTC)
@@ -127,8 +128,10 @@ def test_a_run_whose_start_fails_stays_queued_and_starts_later(
         s.tick(DUE)
         s.service(DUE)  # tried again at the next wake-up: logged once, not per wake-up
     assert_one_error(logs, "start")
-    assert [a.task for a in s.active] == ["good"]
-    assert statuses(s) == {"good": ["running"], "bad": ["queued"]}
+    # /bin/true may already have ended (and been reaped by service) on a fast machine.
+    assert {a.task for a in s.active} <= {"good"}
+    now = statuses(s)
+    assert now["bad"] == ["queued"] and now["good"] in (["running"], ["success"])
 
     monkeypatch.undo()
     settle(s)

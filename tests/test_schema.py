@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bassi_schedd.schema import SCHEMA_VERSION, StateDBError, connect
+from bassi_schedd.store.schema import SCHEMA_VERSION, StateDBError, connect
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_a_folder_that_cannot_be_made_is_one_sentence(tmp_path: Path) -> None:
 
 def test_a_version_1_file_migrates_and_keeps_its_rows(db_path: Path) -> None:
     """v1 told `execute TASK` rows apart by a missing pid_create_time; v2 has a column for it."""
-    from bassi_schedd.schema import MIGRATIONS
+    from bassi_schedd.store.schema import MIGRATIONS
 
     db_path.parent.mkdir(parents=True)
     old = sqlite3.connect(db_path)

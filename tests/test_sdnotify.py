@@ -17,7 +17,7 @@ import psutil
 import pytest
 from conftest import DaemonProc
 
-from bassi_schedd.sdnotify import notify, watchdog_interval_s
+from bassi_schedd.daemon.sdnotify import notify, watchdog_interval_s
 
 
 @pytest.fixture
@@ -61,7 +61,10 @@ def test_a_daemon_child_process_notifies(short_tmp: Path) -> None:
     path = short_tmp / "notify"
     with _receiver(str(path)) as sock:
         env = {**os.environ, "NOTIFY_SOCKET": str(path)}
-        code = "from bassi_schedd.sdnotify import notify; raise SystemExit(not notify('READY=1'))"
+        code = (
+            "from bassi_schedd.daemon.sdnotify import notify; "
+            "raise SystemExit(not notify('READY=1'))"
+        )
         subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=30)
         assert sock.recv(4096) == b"READY=1"
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bassi_schedd.service_state import (
+from bassi_schedd.ops.service_state import (
     UnitState,
     parse_launchctl_print,
     parse_systemctl_show,

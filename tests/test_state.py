@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bassi_schedd.paths import Home
-from bassi_schedd.state import NewRun, StateDB, from_db, to_db
+from bassi_schedd.config.paths import Home
+from bassi_schedd.store.state import NewRun, StateDB, from_db, to_db
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -135,7 +135,7 @@ def test_kill9_inside_a_transaction_leaves_a_consistent_db(home: Home) -> None:
     code = f"""
 import os, signal
 from datetime import UTC, datetime
-from bassi_schedd.state import StateDB, NewRun
+from bassi_schedd.store.state import StateDB, NewRun
 db = StateDB.open(__import__('pathlib').Path({str(home.state_db)!r}))
 db.conn.execute("BEGIN IMMEDIATE")
 now = datetime.now(UTC)

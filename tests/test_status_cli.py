@@ -12,11 +12,11 @@ import psutil
 import pytest
 
 from bassi_schedd import __version__
-from bassi_schedd.commands.status import render
-from bassi_schedd.lock import PidLock
-from bassi_schedd.paths import Home
-from bassi_schedd.state import StateDB
-from bassi_schedd.status import STALE_TICK_S, classify_supervisor, gather
+from bassi_schedd.cli.status import render
+from bassi_schedd.config.paths import Home
+from bassi_schedd.ops.status import STALE_TICK_S, classify_supervisor, gather
+from bassi_schedd.store.lock import PidLock
+from bassi_schedd.store.state import StateDB
 from tests.conftest import CliResult, Start, db_rows, wait_for
 
 Cli = Callable[..., CliResult]
@@ -227,6 +227,6 @@ def test_classify_supervisor(
 
 
 def test_supervisor_of_this_process_is_manual() -> None:
-    from bassi_schedd.status import supervisor_of
+    from bassi_schedd.ops.status import supervisor_of
 
     assert supervisor_of(psutil.Process()) == "manual"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bassi_schedd.paths import Home
+from bassi_schedd.config.paths import Home
 from tests.conftest import CliResult, Start, runs, wait_for
 
 Cli = Callable[..., CliResult]

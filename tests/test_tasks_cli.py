@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bassi_schedd.loader import load_task_file
-from bassi_schedd.paths import Home
-from bassi_schedd.spec import DaemonConfig
-from bassi_schedd.state import StateDB
+from bassi_schedd.config.loader import load_task_file
+from bassi_schedd.config.paths import Home
+from bassi_schedd.core.spec import DaemonConfig
+from bassi_schedd.store.state import StateDB
 
 Cli = Callable[..., object]
 WriteTask = Callable[[str, str], Path]
@@ -320,7 +320,7 @@ def test_a_home_that_cannot_be_created_is_one_sentence(
 
 
 def test_unforeseen_file_trouble_is_one_sentence_naming_the_file() -> None:
-    from bassi_schedd import cli as cli_mod
+    from bassi_schedd.cli import main as cli_mod
 
     def boom(args: object, home: object) -> int:
         raise PermissionError(13, "Permission denied", "/some/where/schedd.toml")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bassi_schedd.schedule import parse_at, parse_schedule
-from bassi_schedd.spec import TaskSpec
-from bassi_schedd.taskwarn import reversed_ranges, shortest_gap_s, task_warnings
+from bassi_schedd.config.taskwarn import reversed_ranges, shortest_gap_s, task_warnings
+from bassi_schedd.core.schedule import parse_at, parse_schedule
+from bassi_schedd.core.spec import TaskSpec
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 

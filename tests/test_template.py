@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bassi_schedd.template import VARIABLES, render_prompt, template_values
+from bassi_schedd.core.template import VARIABLES, render_prompt, template_values
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bassi_schedd.tomledit import TomlEditError, set_top_level_bool
+from bassi_schedd.config.tomledit import TomlEditError, set_top_level_bool
 
 TASK = """\
 # Weekly sales report

@@ -17,7 +17,7 @@ from claude_agent_sdk import (
 )
 from claude_agent_sdk.types import RateLimitInfo
 
-from bassi_schedd.transcript import TOOL_SUMMARY_CHARS, message_record, render
+from bassi_schedd.agent.transcript import TOOL_SUMMARY_CHARS, message_record, render
 
 
 def assistant(*blocks: object, parent: str | None = None) -> AssistantMessage:

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from bassi_schedd.errors import TaskFileError, printable
-from bassi_schedd.paths import Home
-from bassi_schedd.spec import DaemonConfig
-from bassi_schedd.taskfile import load_task_file
+from bassi_schedd.config.paths import Home
+from bassi_schedd.config.taskfile import load_task_file
+from bassi_schedd.core.errors import TaskFileError, printable
+from bassi_schedd.core.spec import DaemonConfig
 from tests.conftest import CliResult, Start, faketime_env, runs, wait_for
 
 Cli = Callable[..., CliResult]
@@ -366,7 +366,7 @@ def test_load_task_file_refuses_what_the_guard_refuses(home: Home) -> None:
 
 
 def test_the_log_file_never_fails_on_a_name_that_is_not_utf8(tmp_path: Path) -> None:
-    from bassi_schedd.logfile import LogFile, render_json
+    from bassi_schedd.logs.logfile import LogFile, render_json
 
     log = LogFile(tmp_path / "schedd.log", max_bytes=1 << 20, backups=1, retry_s=1.0)
     name = os.fsdecode(b"caf\xe9.toml")  # what a caller that forgot printable() would pass

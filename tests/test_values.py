@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bassi_schedd.paths import Home
-from bassi_schedd.state import StateDB
+from bassi_schedd.config.paths import Home
+from bassi_schedd.store.state import StateDB
 from tests.conftest import CliResult, Start, runs, wait_for
 
 Cli = Callable[..., CliResult]

@@ -1,0 +1,351 @@
+"""``execute TASK`` (a person runs a task now) and ``execute --run-dir DIR`` (the daemon's child).
+
+Both forms run agent tasks through :mod:`bassi_schedd.agent.executor` and show the agent's text and
+tool calls as they happen (on the terminal, or in output.log for the daemon). ``execute TASK``
+also does what the daemon would do around a run: a new run folder, the clean environment and
+umask 077 of SPEC 5, the task's timeout, and a ``manual`` row in the history. A command task
+runs its program directly, in its own session, its output copied to the terminal and output.log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, cast
+
+from bassi_schedd.config.paths import FILE_MODE, Home, write_private_file
+from bassi_schedd.core.errors import TaskFileError, UsageError, UserError
+from bassi_schedd.core.spec import TaskSpec
+from bassi_schedd.runner.outputcap import trim_output
+from bassi_schedd.runner.process import EXIT_CODE_FILE, create_time
+
+KILL_GRACE_S = 10.0
+
+
+def main(args: argparse.Namespace, home: Home) -> int:
+    """Dispatch the two forms of ``execute``."""
+    if args.run_dir and args.task:
+        raise UsageError("give a TASK or --run-dir DIR, not both")
+    if args.run_dir:
+        return execute_run_dir(Path(args.run_dir).expanduser().absolute())
+    if not args.task:
+        raise UsageError("execute needs a TASK name (or --run-dir DIR)")
+    return execute_task(home, args.task)
+
+
+def execute_run_dir(run_dir: Path, timeout_s: float | None = None) -> int:
+    """Run a prepared run folder (what the daemon starts); one line on stderr if it failed."""
+    from bassi_schedd.agent.executor import execute_run_dir as run
+
+    rc, data = run(run_dir, on_message=_print_message, timeout_s=timeout_s)
+    _print_summary(rc, data)
+    return rc
+
+
+def _print_message(msg: Any) -> None:
+    from bassi_schedd.agent.transcript import render
+
+    lines = render(msg)
+    if lines:
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+
+
+def _print_summary(rc: int, data: dict[str, Any]) -> None:
+    turns = data.get("num_turns") or 0
+    parts = [str(data.get("status")), f"{turns} turn{'' if turns == 1 else 's'}"]
+    if isinstance(data.get("total_cost_usd"), int | float):
+        parts.append(f"${data['total_cost_usd']:.4f}")
+    if isinstance(data.get("duration_ms"), int | float):
+        parts.append(f"{data['duration_ms'] / 1000:.1f}s")
+    print(f"-- {' · '.join(parts)} (exit {rc})", flush=True)
+    if rc != 0 and data.get("error"):
+        print(f"bassi-schedd: {data['error']}", file=sys.stderr, flush=True)
+
+
+# -- execute TASK ------------------------------------------------------------------------------
+
+
+def _load(home: Home, ref: str) -> tuple[Any, TaskSpec]:
+    """The daemon config and the task named ``ref`` (or the task file at path ``ref``)."""
+    from bassi_schedd.config.loader import load_config, load_task_file
+
+    path = Path(ref).expanduser() if ref.endswith(".toml") else home.tasks_dir / f"{ref}.toml"
+    if not path.is_file():
+        raise UsageError(f"no task named '{ref}' (no file {path})")
+    from bassi_schedd.config.taskfile import tasks_dir_error
+
+    folder_error = tasks_dir_error(home.tasks_dir)
+    if folder_error is not None and path.parent.resolve() == home.tasks_dir.resolve():
+        raise folder_error
+    try:
+        config = load_config(home)
+        return config, load_task_file(path, config)
+    except TaskFileError as e:
+        raise UsageError(str(e)) from None
+
+
+def execute_task(home: Home, ref: str) -> int:
+    """Run a task now in the foreground and record it as a ``manual`` run."""
+    from bassi_schedd.core.records import new_run_id
+    from bassi_schedd.runner.rundir import child_env, prepare_run_dir
+    from bassi_schedd.store.state import StateDB
+
+    config, task = _load(home, ref)
+    home.ensure()
+    now = datetime.now(UTC)
+    db = StateDB.open(home.state_db)
+    try:
+        last = db.last_finished_run(task.name)
+        run_id = db.start_manual_run(
+            task.name,
+            new_run_id(now),
+            lambda rid: str(home.run_dir(task.name, rid)),
+            os.getpid(),
+            create_time(os.getpid()),
+            now,
+        )
+        run_dir = home.run_dir(task.name, run_id)
+        rc, result = 1, cast(dict[str, Any], {})
+        try:
+            prepare_run_dir(home, task, run_id, now, now, last)
+            env = child_env(home, config, task, run_id, now, run_dir, os.environ)
+            print(f"bassi-schedd: running {task.name} (run {run_id}, folder {run_dir})", flush=True)
+            if task.is_agent:
+                rc, result = _agent_in_foreground(task, run_dir, env)
+            else:
+                rc = _command_in_foreground(task, run_id, run_dir, env)
+        except KeyboardInterrupt:
+            rc = 128 + signal.SIGINT
+            raise
+        finally:
+            trim_output(run_dir / "output.log", task.max_output_bytes)  # as the daemon does
+            # As the daemon's wrapper does: a daemon that adopted this run learns how it ended.
+            with contextlib.suppress(OSError):
+                write_private_file(run_dir / EXIT_CODE_FILE, f"{rc}\n")
+            raw_usage = result.get("usage")
+            usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+            db.finish_run(
+                run_id,
+                _status(rc),
+                rc,
+                datetime.now(UTC),
+                cost_usd=_number(result.get("total_cost_usd")),
+                input_tokens=_integer(usage.get("input_tokens")),
+                output_tokens=_integer(usage.get("output_tokens")),
+            )
+    finally:
+        db.close()
+    return rc
+
+
+def _status(rc: int) -> str:
+    if rc == 0:
+        return "success"
+    if rc == 124:
+        return "timeout"
+    if rc in (128 + signal.SIGINT, 128 + signal.SIGTERM, 128 + signal.SIGHUP):
+        return "interrupted"
+    return "failed"
+
+
+def _agent_in_foreground(
+    task: TaskSpec, run_dir: Path, env: dict[str, str]
+) -> tuple[int, dict[str, Any]]:
+    from bassi_schedd.agent.executor import execute_run_dir as run
+
+    # The same environment and umask as a daemon run, so "works here, fails from the daemon"
+    # shows up here first. This process ends with the run, so changing its own is fine.
+    os.environ.clear()
+    os.environ.update(env)
+    os.umask(0o077)
+    with _tee_output(run_dir / "output.log"):
+        rc, data = run(run_dir, on_message=_print_message, timeout_s=task.timeout_s)
+        _print_summary(rc, data)
+    return rc, data
+
+
+@contextlib.contextmanager
+def _tee_output(path: Path) -> Iterator[None]:
+    """Copy everything printed (ours and the CLI's stderr) to ``path`` too."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Tee(saved[0], fd), _Tee(saved[1], fd)
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+        os.close(fd)
+
+
+class _Tee:
+    """A text stream writing to a terminal stream and appending to a file descriptor."""
+
+    def __init__(self, stream: IO[str], fd: int):
+        self.stream = stream
+        self.fd = fd
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        os.write(self.fd, text.encode(errors="replace"))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+
+def _command_in_foreground(task: TaskSpec, run_id: str, run_dir: Path, env: dict[str, str]) -> int:
+    """Run the task's command in its own session, copying its output; timeout and ^C stop it.
+
+    As in the daemon, the run ends when its main process exits; processes it left running are
+    noted in output.log and stopped (SIGTERM, SIGKILL after the grace).
+    """
+    from bassi_schedd.runner.process import become_subreaper, leftover_note
+
+    assert task.command is not None
+    # Orphans of the run (double fork, setsid, cleared environment) come back to this process,
+    # so they can be found and stopped with the run, as the daemon does.
+    become_subreaper()
+    log_fd = os.open(run_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+    try:
+        proc = subprocess.Popen(
+            list(task.command),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=task.cwd,
+            env=env,
+            start_new_session=True,
+            umask=0o077,
+        )
+    except OSError as e:
+        os.close(log_fd)
+        raise UserError(f"cannot start {task.command[0]}: {e.strerror or e}") from None
+    stopped: int | None = None
+    try:
+        stopped = _copy_output(proc, log_fd, time.monotonic() + task.timeout_s)
+    except KeyboardInterrupt:
+        stopped = 128 + signal.SIGINT
+    finally:
+        left = _leftovers(proc.pid, run_id)
+        if stopped is None and left:
+            note = leftover_note(len(left))
+            print(note, file=sys.stderr, flush=True)
+            os.write(log_fd, (note + "\n").encode())
+        if stopped is not None or left:
+            _stop_all(proc, run_id)
+        assert proc.stdout is not None
+        proc.stdout.close()
+        os.close(log_fd)
+    if stopped == 124:
+        print(f"bassi-schedd: {task.name} timed out after {task.timeout_s:g}s", file=sys.stderr)
+        return 124
+    if stopped is not None:
+        return stopped
+    rc = proc.returncode
+    return rc if rc >= 0 else 128 - rc
+
+
+def _copy_output(proc: subprocess.Popen[bytes], log_fd: int, deadline_mono: float) -> int | None:
+    """Copy the child's output until its main process exits; 124 if the deadline passes first.
+
+    Not until the output closes: a child it left running may hold the pipe open for hours.
+    """
+    assert proc.stdout is not None
+    out_fd = proc.stdout.fileno()
+    os.set_blocking(out_fd, False)
+    with contextlib.ExitStack() as stack:
+        sel = stack.enter_context(selectors.DefaultSelector())
+        sel.register(out_fd, selectors.EVENT_READ)
+        exit_fd = _exit_fd(proc.pid)
+        if exit_fd is not None:  # readable once the process exits: no polling needed
+            stack.callback(os.close, exit_fd)
+            sel.register(exit_fd, selectors.EVENT_READ)
+        while proc.poll() is None:
+            left_s = deadline_mono - time.monotonic()
+            if left_s <= 0:
+                return 124
+            ready = sel.select(min(left_s, 1.0 if exit_fd is not None else 0.1))
+            if any(key.fd == out_fd for key, _ in ready) and not _pass_on(out_fd, log_fd):
+                sel.unregister(out_fd)  # closed: only the exit is left to wait for
+        _pass_on(out_fd, log_fd)  # what it wrote just before exiting
+    return None
+
+
+def _exit_fd(pid: int) -> int | None:
+    """A descriptor that becomes readable when ``pid`` exits (Linux pidfd), else None."""
+    pidfd_open = getattr(os, "pidfd_open", None)
+    if pidfd_open is None:
+        return None
+    try:
+        return int(pidfd_open(pid))
+    except OSError:
+        return None
+
+
+def _pass_on(out_fd: int, log_fd: int) -> bool:
+    """Copy what can be read now to the terminal and output.log; False once the pipe is closed."""
+    out = sys.stdout.buffer
+    while True:
+        try:
+            chunk = os.read(out_fd, 65536)
+        except BlockingIOError:
+            return True
+        if not chunk:
+            return False
+        out.write(chunk)
+        out.flush()
+        os.write(log_fd, chunk)
+
+
+def _leftovers(root_pid: int, run_id: str) -> list[int]:
+    """Live processes of the run: its group, tree and id (process.py), and orphans sent to us."""
+    from bassi_schedd.runner.process import run_processes, running_pids, untracked_children
+
+    found = running_pids(run_processes(root_pid, run_id))
+    return sorted(found | set(untracked_children({root_pid})))
+
+
+def _stop_all(proc: subprocess.Popen[bytes], run_id: str) -> None:
+    """SIGTERM the run and its leftovers, SIGKILL what is left after the grace; reap them all."""
+    from bassi_schedd.runner.process import reap_strays, signal_run
+
+    def signal_all(sig: int) -> None:
+        signal_run(proc.pid, run_id, sig)
+        for pid in _leftovers(proc.pid, run_id):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+
+    signal_all(signal.SIGTERM)
+    deadline = time.monotonic() + KILL_GRACE_S
+    while time.monotonic() < deadline:
+        reap_strays({proc.pid})
+        if proc.poll() is not None and not _leftovers(proc.pid, run_id):
+            return
+        time.sleep(0.1)  # each look scans every process's environment: not too often
+    signal_all(signal.SIGKILL)
+    proc.wait()
+    reap_until = time.monotonic() + 5.0
+    while _leftovers(proc.pid, run_id) and time.monotonic() < reap_until:
+        reap_strays({proc.pid})
+        time.sleep(0.1)
+
+
+def _number(v: object) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _integer(v: object) -> int | None:
+    return v if isinstance(v, int) and not isinstance(v, bool) else None

@@ -1,0 +1,335 @@
+"""Watching started runs: reaping them, enforcing timeouts, sweeping leftovers, recording ends.
+
+The half of the scheduler that deals with runs after they started; ``Scheduler`` adds ticks and
+dispatching on top. Nothing here sleeps: the daemon loop calls ``service`` when it wakes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from bassi_schedd.core import policy
+from bassi_schedd.core.limits import DEFAULT_MAX_OUTPUT_BYTES
+from bassi_schedd.core.records import iso_utc, new_run_id
+from bassi_schedd.core.spec import TaskSpec
+from bassi_schedd.daemon.guard import Troubles
+from bassi_schedd.notify.notifier import Notifier
+from bassi_schedd.runner.outputcap import trim_output
+from bassi_schedd.runner.process import (
+    Active,
+    leftover_note,
+    reap_strays,
+    run_processes,
+    running_pids,
+    runs_are_subreapers,
+    signal_run,
+    untracked_children,
+)
+from bassi_schedd.store.state import NewRun, RunRow, StateDB
+
+log = structlog.get_logger()
+
+KILL_GRACE_S = 10.0
+# While runs go on, wake at least this often to keep their output.log under max_output.
+OUTPUT_CHECK_S = 5.0
+
+
+def wall_now() -> datetime:
+    """Current UTC time, for timestamps on records (decisions use the tick's ``now``)."""
+    return datetime.now(UTC)
+
+
+class RunWatcher:
+    """Runs in flight and how they end; the scheduler's fields are declared here for typing."""
+
+    db: StateDB
+    tasks: dict[str, TaskSpec]
+    active: list[Active]
+    # Leftover processes of ended runs: (root pid, run id, SIGKILL at (monotonic), SIGTERM sent)
+    sweeps: list[tuple[int, str, float, bool]]
+    notifier: Notifier | None
+    troubles: Troubles
+
+    def dispatch(self, now: datetime) -> None:
+        """Start what can start (the scheduler's job)."""
+        raise NotImplementedError
+
+    def stop_run(self, a: Active, reason: str, mono: float) -> None:
+        """SIGTERM a run's tree, remembering why in the DB: a daemon that dies before the run
+        is gone must not let the next one record it `lost` and run its time again."""
+        if a.stop_reason is None:
+            try:
+                with self.db.tx() as c:
+                    self.db.set_stopping(c, a.run_id, reason)
+            except Exception as e:  # the stop matters more than its note (a full disk)
+                self.troubles.failed(e, "stop", task=a.task, run_id=a.run_id)
+        if len(self.active) == 1 and not runs_are_subreapers():
+            a.orphans |= self.orphans()
+        a.terminate(reason, mono, KILL_GRACE_S)
+
+    @contextlib.contextmanager
+    def tracked_pids(self) -> Iterator[set[int]]:
+        """Children the daemon started (run roots, notify programs); none starts meanwhile."""
+        pids = {a.pid for a in self.active if a.popen is not None}
+        if self.notifier is None:
+            yield pids
+            return
+        with self.notifier.children.held() as notify_pids:
+            yield pids | notify_pids
+
+    def orphans(self) -> dict[int, float | None]:
+        """Live children of the daemon that it did not start (orphans re-parented to it), by pid
+        with their create times."""
+        with self.tracked_pids() as tracked:
+            return dict(untracked_children(tracked))
+
+    def running_count(self) -> int:
+        """Runs holding a slot: one being stopped does not, so `replace` never waits for it."""
+        return sum(1 for a in self.active if a.stop_reason is None)
+
+    def fail_to_start(
+        self, row: RunRow, started: datetime, run_dir: Path, reason: str, claimed: bool = False
+    ) -> None:
+        """Record a run that could not start as `failed` (``claimed``: already marked running)."""
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            with (run_dir / "output.log").open("a", encoding="utf-8") as f:
+                f.write(f"bassi-schedd: {reason}\n")
+        except OSError:
+            pass
+        if not claimed:
+            with self.db.tx() as c:
+                if not self.db.mark_started(c, row.run_id, started, str(run_dir), None, None):
+                    return  # no longer queued: not ours to record
+        self.finish_run(row.run_id, "failed", None, reason=reason)
+
+    def service(self, now: datetime) -> None:
+        """Reap ended runs, enforce timeouts and kill deadlines, start what became startable."""
+        mono = time.monotonic()
+        self._claim_orphans(mono)
+        for a in list(self.active):
+            try:
+                self._watch(a, mono)
+            except Exception as e:  # its end stays unrecorded: tried again at the next wake-up
+                self.troubles.failed(e, "finish", task=a.task, run_id=a.run_id)
+        self._sweep(mono)
+        with self.tracked_pids() as tracked:
+            reap_strays(tracked)
+        if not self.active:
+            # Nothing runs, so any orphan re-parented to us is a leftover of a finished run.
+            self._sweep_orphans(self.orphans(), mono)
+        # Also when nothing ended: a retry's or a jittered run's not-before time may have come.
+        self.dispatch(now)
+
+    def _claim_orphans(self, mono: float) -> None:
+        """Give each orphan re-parented to the daemon to the run it came from.
+
+        A run's wrapper is its processes' subreaper, so an orphan reaches the daemon only once
+        the wrapper of its run has exited: it belongs to a run whose wrapper is gone (if several,
+        it goes down with each), or to one that already ended (then it is swept now).
+        """
+        if not self.active or not runs_are_subreapers():
+            return
+        orphans = self.orphans()
+        for a in self.active:
+            for pid in a.orphans:
+                orphans.pop(pid, None)
+        for pid, *_ in self.sweeps:
+            orphans.pop(pid, None)
+        if not orphans:
+            return
+        owners = [a for a in self.active if a.wrapper_gone()]
+        for a in owners:
+            a.claim(orphans)
+        if not owners:
+            self._sweep_orphans(orphans, mono)
+
+    def _sweep_orphans(self, orphans: dict[int, float | None], mono: float) -> None:
+        swept = {pid for pid, *_ in self.sweeps}
+        for pid in orphans.keys() - swept:
+            self.sweeps.append((pid, "", mono + KILL_GRACE_S, False))
+
+    def _watch(self, a: Active, mono: float) -> None:
+        ended, rc = a.poll()
+        if ended:
+            self._on_end(a, rc)
+            self.active.remove(a)  # only once its end is on record
+            return
+        if a.stop_reason is None and mono >= a.deadline_mono:
+            log.warning("run.timeout", task=a.task, run_id=a.run_id, pid=a.pid)
+            self.stop_run(a, "timeout", mono)
+        a.kill_if_due(mono)
+        self.cap_output(a.task, a.run_id, a.run_dir, live=True)
+
+    def _on_end(self, a: Active, rc: int | None) -> None:
+        if a.stop_reason is not None:
+            status = a.stop_reason
+        elif rc == 0:
+            status = "success"
+        else:
+            status = "failed"
+        leftovers = running_pids([*run_processes(a.pid, a.run_id), *a.live_orphans()])
+        if leftovers and all(s[1] != a.run_id for s in self.sweeps):  # _on_end may run again
+            # Like systemd's control-group kill: nothing of a finished run keeps running. The
+            # run itself ended with its main process; the leftovers are noted, then stopped.
+            mono = time.monotonic()
+            self.sweeps.append((a.pid, a.run_id, mono + KILL_GRACE_S, False))
+            self._sweep_orphans(a.orphans, mono)
+            _note_leftovers(a.run_dir, len(leftovers))
+            log.warning("run.leftovers", task=a.task, run_id=a.run_id, processes=len(leftovers))
+        self.finish_run(a.run_id, status, rc)
+
+    def _sweep(self, mono: float) -> None:
+        keep = []
+        for pid, run_id, kill_at, termed in self.sweeps:
+            if not termed:
+                signal_run(pid, run_id, signal.SIGTERM)
+                termed = True
+            if mono >= kill_at:
+                if signal_run(pid, run_id, signal.SIGKILL) == 0:
+                    continue
+                kill_at = mono + 1.0
+            keep.append((pid, run_id, kill_at, termed))
+        self.sweeps = keep
+
+    def finish_run(
+        self, run_id: str, status: str, rc: int | None, reason: str | None = None
+    ) -> None:
+        """Record a run's end (and its retry, if the policy gives one) and log run.end."""
+        run = self.db.get_run(run_id)
+        if run is None:
+            return
+        if run.run_dir:
+            self.cap_output(run.task, run_id, Path(run.run_dir), live=False)
+        ended = wall_now()
+        result = _read_result(Path(run.run_dir)) if run.run_dir else {}
+        spec = self.tasks.get(run.task)
+        retry_at = None
+        if spec is not None and status in ("failed", "timeout"):
+            retry_at = policy.next_retry(spec, status, rc, run.attempt, ended)
+        previous_ok = self.db.last_ok(run.task) if self.notifier else None
+        with self.db.tx() as c:
+            self.db.finish(
+                c,
+                run,
+                status,
+                rc,
+                ended,
+                cost_usd=_num(result.get("total_cost_usd")),
+                input_tokens=_int(_usage(result, "input_tokens")),
+                output_tokens=_int(_usage(result, "output_tokens")),
+            )
+            if reason:
+                self.db.set_status(c, run_id, status, reason)
+            if retry_at is not None:
+                retry = NewRun(
+                    run_id=new_run_id(retry_at),
+                    task=run.task,
+                    trigger="retry",
+                    scheduled_for=run.scheduled_for,
+                    status="queued",
+                    attempt=run.attempt + 1,
+                    not_before=retry_at,
+                )
+                self.db.insert_runs(c, [retry], ended)
+        duration_s = round((ended - run.started_at).total_seconds(), 3) if run.started_at else None
+        log.log(
+            logging.INFO if status in ("success", "replaced") else logging.WARNING,
+            "run.end",
+            task=run.task,
+            run_id=run_id,
+            scheduled_for=iso_utc(run.scheduled_for),
+            trigger=run.trigger,
+            status=status,
+            exit_code=rc,
+            duration_s=duration_s,
+            cost_usd=_num(result.get("total_cost_usd")),
+            error=reason or result.get("error"),
+        )
+        if self.notifier is not None and spec is not None:
+            try:  # the end is on record: nothing after this may make it be recorded twice
+                ended_row = self.db.get_run(run_id)
+                if ended_row is not None:
+                    self.notifier.run_ended(spec, ended_row, previous_ok)
+            except Exception as e:
+                self.troubles.failed(e, "notify", task=run.task, run_id=run_id)
+        if retry_at is not None:
+            log.info(
+                "run.retry",
+                task=run.task,
+                run_id=run_id,
+                scheduled_for=iso_utc(run.scheduled_for),
+                trigger="retry",
+                attempt=run.attempt + 1,
+                retry_at=retry_at.isoformat(),
+            )
+
+    def cap_output(self, task: str, run_id: str, run_dir: Path, *, live: bool) -> None:
+        """Trim a run's output.log to the task's max_output, keeping the tail.
+
+        ``live``: the run still writes, so trim only well over the cap (see outputcap.py), and
+        log only its first trim; the trim at the end logs the total removed."""
+        spec = self.tasks.get(task)
+        cap = spec.max_output_bytes if spec is not None else DEFAULT_MAX_OUTPUT_BYTES
+        trimmed = trim_output(run_dir / "output.log", cap, live=live)
+        if trimmed is not None and (trimmed.first or not live):
+            log.info(
+                "run.output_trimmed",
+                task=task,
+                run_id=run_id,
+                removed_bytes=trimmed.removed_bytes,
+                max_output_bytes=cap,
+            )
+
+    def next_wakeup_mono(self, now: datetime) -> float | None:
+        """The soonest monotonic instant something needs attention (timeouts, kills, queue)."""
+        mono = time.monotonic()
+        cands = [a.deadline_mono for a in self.active if a.stop_reason is None]
+        cands += [a.kill_at_mono for a in self.active if a.kill_at_mono is not None]
+        cands += [s[2] for s in self.sweeps]
+        for row in self.db.runs_with_status("queued"):
+            if row.not_before is not None and row.not_before > now:
+                cands.append(mono + (row.not_before - now).total_seconds())
+        if any(a.popen is None for a in self.active):
+            cands.append(mono + 1.0)  # adopted runs are polled: no SIGCHLD tells us they ended
+        if self.active:
+            cands.append(mono + OUTPUT_CHECK_S)
+        return min(cands) if cands else None
+
+
+def _note_leftovers(run_dir: Path, count: int) -> None:
+    try:
+        with (run_dir / "output.log").open("a", encoding="utf-8") as f:
+            f.write(leftover_note(count) + "\n")
+    except OSError:
+        pass
+
+
+def _read_result(run_dir: Path) -> dict[str, object]:
+    try:
+        data = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _usage(result: dict[str, object], key: str) -> object:
+    usage = result.get("usage")
+    return usage.get(key) if isinstance(usage, dict) else None
+
+
+def _num(v: object) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def _int(v: object) -> int | None:
+    return int(v) if isinstance(v, int) and not isinstance(v, bool) else None

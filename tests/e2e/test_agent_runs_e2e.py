@@ -8,10 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
-from fake_claude import install
+from support import Start, flag_value, runs, wait_for
+from support.fake_claude import install
 
 from bassi_schedd.config.paths import Home
-from tests.conftest import Start, flag_value, runs, wait_for
 
 
 def agent_task(

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support import CliResult, Start, iso, runs, statuses, wait_for
 
 from bassi_schedd.config.paths import Home
-from tests.conftest import CliResult, Start, iso, runs, statuses, wait_for
 
 # -- missed-run policies after an outage --------------------------------------------------------
 

@@ -11,9 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import BIN_DIR, CliResult, DaemonProc
-from test_install import FAKE
-from test_service_state import SHOW_AUTO_RESTART, launchctl_print, show_active
+from support import BIN_DIR, CliResult, DaemonProc
+from support.service_fakes import FAKE, SHOW_AUTO_RESTART, launchctl_print, show_active
 
 from bassi_schedd.config.paths import Home
 from bassi_schedd.ops import doctor, doctor_env

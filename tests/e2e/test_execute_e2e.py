@@ -16,8 +16,8 @@ from typing import Any
 
 import psutil
 import pytest
-from conftest import CLI, CliResult, base_env, db_rows, flag_value, has_flag, wait_for
-from fake_claude import RESULT_TEXT, install, write_run_dir
+from support import CLI, CliResult, base_env, db_rows, flag_value, has_flag, wait_for
+from support.fake_claude import RESULT_TEXT, install, write_run_dir
 
 from bassi_schedd.config.paths import Home
 

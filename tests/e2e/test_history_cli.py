@@ -7,10 +7,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from support import CliResult, Start, wait_for
 
 from bassi_schedd.config.paths import Home
 from bassi_schedd.store.state import NewRun, StateDB
-from tests.conftest import CliResult, Start, wait_for
 
 Cli = Callable[..., CliResult]
 

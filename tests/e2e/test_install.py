@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import BIN_DIR, CLI, REPO, CliResult, DaemonProc, base_env, wait_for
-from test_service_state import BOOTSTRAP_EIO, DISABLE_NOW, ENABLE_NOW_LOCK_HELD
+from support import BIN_DIR, CLI, REPO, CliResult, DaemonProc, base_env, wait_for
+from support.service_fakes import BOOTSTRAP_EIO, DISABLE_NOW, ENABLE_NOW_LOCK_HELD, FAKE
 
 from bassi_schedd.config.loader import load_config, load_task_file
 from bassi_schedd.config.paths import Home
@@ -27,36 +27,6 @@ UID = os.getuid()
 USER = svc.user_name()
 UNIT_CMDS = ["systemctl --user daemon-reload", "systemctl --user enable --now bassi-schedd.service"]
 LINGER = f"loginctl show-user {USER} -p Linger"
-
-FAKE = r"""#!/bin/sh
-# `systemctl show` of an installed unit that is not running, as systemd 252 prints it
-SHOW_STOPPED='MainPID=0
-NRestarts=0
-LoadState=loaded
-ActiveState=inactive
-SubState=dead'
-name=$(basename "$0")
-{ printf '%s' "$name"; for a in "$@"; do printf ' %s' "$a"; done; printf '\n'; } >> "$FAKE_LOG"
-if [ -n "$FAKE_FAIL" ]; then
-  case "$name $*" in
-    *"$FAKE_FAIL"*) echo "${FAKE_STDERR:-fake failure of $name $1}" >&2; exit 1;;
-  esac
-fi
-if [ -n "$FAKE_FAIL_ONCE" ] && [ ! -e "$FAKE_LOG.failed" ]; then
-  case "$name $*" in *"$FAKE_FAIL_ONCE"*) : > "$FAKE_LOG.failed"; echo "busy" >&2; exit 5;; esac
-fi
-case "$name $1" in
-  "loginctl show-user") echo "Linger=${FAKE_LINGER:-yes}";;
-  "launchctl print")
-    if [ "${FAKE_LOADED:-0}" != 1 ]; then
-      echo "Could not find service \"com.bassi.schedd\" in domain for user gui: $(id -u)" >&2
-      exit 113
-    fi
-    [ -z "$FAKE_PRINT" ] || cat "$FAKE_PRINT";;
-  "systemctl --user") if [ "$2" = show ]; then printf '%s\n' "${FAKE_SHOW:-$SHOW_STOPPED}"; fi;;
-esac
-exit 0
-"""
 
 
 @dataclass

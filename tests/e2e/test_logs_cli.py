@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from support import CLI, CliResult, base_env, wait_for
 
 from bassi_schedd.config.paths import Home
 from bassi_schedd.logs.setup import LogFile
 from bassi_schedd.store.state import StateDB
-from tests.conftest import CLI, CliResult, base_env, wait_for
 
 RUN_A = "20261122T080001Z-a1b2c3"
 RUN_B = "20261122T090000Z-d4e5f6"

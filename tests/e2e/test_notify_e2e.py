@@ -12,10 +12,10 @@ from typing import Any
 
 import psutil
 import pytest
+from support import BIN_DIR, Start, runs, wait_for
+from support.pings import PingServer, serve_pings
 
 from bassi_schedd.config.paths import Home
-from tests.conftest import BIN_DIR, Start, runs, wait_for
-from tests.test_notify import PingServer, serve_pings
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import signal
 from datetime import UTC, datetime
 
 import psutil
+from support import Start, iso, runs, statuses, wait_for
 
 from bassi_schedd.config.paths import Home
-from tests.conftest import Start, iso, runs, statuses, wait_for
 
 
 def gone(pid: int) -> bool:

@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import Start, faketime_env, iso, runs, wait_for
 
 from bassi_schedd.config.paths import Home
-from tests.conftest import Start, faketime_env, iso, runs, wait_for
 
 MINUTELY = 'schedule = "* * * * *"\ntimezone = "UTC"\ncommand = ["/bin/sh", "-c", "echo ran"]\n'
 NEVER = 'schedule = "0 0 1 1 *"\ntimezone = "UTC"\ncommand = ["/bin/true"]\n'

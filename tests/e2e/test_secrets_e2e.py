@@ -12,9 +12,10 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+from support import Start, runs, wait_for
+
 from bassi_schedd.config.paths import Home
 from bassi_schedd.logs.setup import LEVELS
-from tests.conftest import Start, runs, wait_for
 
 TS_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import psutil
 import pytest
+from support import CliResult, Start, db_rows, wait_for
 
 from bassi_schedd import __version__
 from bassi_schedd.cli.status import render
@@ -17,7 +18,6 @@ from bassi_schedd.config.paths import Home
 from bassi_schedd.ops.status import STALE_TICK_S, classify_supervisor, gather
 from bassi_schedd.store.lock import PidLock
 from bassi_schedd.store.state import StateDB
-from tests.conftest import CliResult, Start, db_rows, wait_for
 
 Cli = Callable[..., CliResult]
 

@@ -10,9 +10,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from support import CliResult, Start, runs, wait_for
 
 from bassi_schedd.config.paths import Home
-from tests.conftest import CliResult, Start, runs, wait_for
 
 Cli = Callable[..., CliResult]
 

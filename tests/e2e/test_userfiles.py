@@ -13,12 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import CliResult, Start, faketime_env, runs, wait_for
 
 from bassi_schedd.config.paths import Home
 from bassi_schedd.config.taskfile import load_task_file
 from bassi_schedd.core.errors import TaskFileError, printable
 from bassi_schedd.core.spec import DaemonConfig
-from tests.conftest import CliResult, Start, faketime_env, runs, wait_for
 
 Cli = Callable[..., CliResult]
 MAX_FILE_BYTES = 1024 * 1024  # the documented limit for task and prompt files

@@ -13,10 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from support import CliResult, Start, runs, wait_for
 
 from bassi_schedd.config.paths import Home
 from bassi_schedd.store.state import StateDB
-from tests.conftest import CliResult, Start, runs, wait_for
 
 Cli = Callable[..., CliResult]
 WriteTask = Callable[[str, str], Path]

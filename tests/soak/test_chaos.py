@@ -32,9 +32,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support import Start, db_rows, faketime_env, wait_for
 
 from bassi_schedd.config.paths import Home
-from tests.conftest import Start, db_rows, faketime_env, wait_for
 
 BASE = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)  # minute 0 of round 0
 LEAD_S = 3.0  # each daemon starts this long before its round's boundary

@@ -25,9 +25,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from support import CLI, Start, base_env, db_rows, faketime_env, wait_for
 
 from bassi_schedd.config.paths import Home
-from tests.conftest import CLI, Start, base_env, db_rows, faketime_env, wait_for
 
 ON_TIME_S = 90  # SPEC 4
 FIXED = {"f0130": (1, 30), "f0200": (2, 0), "f0230": (2, 30), "f0330": (3, 30)}

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import Start, runs, wait_for
 
 from bassi_schedd.config.paths import Home
-from tests.conftest import Start, runs, wait_for
 
 SECRET = "hs-Zq9x7Lw2Vt5Rk8Pm3Nb6"  # an env value that must never be logged
 HEALTHY = 'schedule = "* * * * *"\ntimezone = "UTC"\ncommand = ["/bin/sh", "-c", "echo ok"]\n'

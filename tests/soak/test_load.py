@@ -12,9 +12,9 @@ from collections import Counter
 from datetime import datetime
 
 import pytest
+from support import Start, db_rows, wait_for
 
 from bassi_schedd.config.paths import Home
-from tests.conftest import Start, db_rows, wait_for
 
 MAX_CONCURRENT = 8
 BOUNDARIES = ["2026-11-01T05:30:00+00:00", "2026-11-01T05:31:00+00:00"]

@@ -12,10 +12,10 @@ import signal
 
 import psutil
 import pytest
+from support import Start, wait_for
 
 from bassi_schedd.config.paths import Home
 from bassi_schedd.store.lock import read_holder
-from tests.conftest import Start, wait_for
 
 DAEMONS_PER_ROUND = 10
 BUSY = re.compile(r"already running \(pid (\d+|unknown)\)")

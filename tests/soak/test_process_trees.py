@@ -15,9 +15,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support import Start, db_rows, wait_for
 
 from bassi_schedd.config.paths import Home
-from tests.conftest import Start, db_rows, wait_for
 
 REC = 'echo $$ >> "$BASSI_RUN_DIR/pids"'
 # Scripts, one per process level; `sh NAME.sh` runs one (cwd is the scripts folder).

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fake_claude import install
+from support.fake_claude import install
 
 from bassi_schedd.agent.options import SETTING_SOURCES, build_options
 from bassi_schedd.core.errors import UsageError

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from fake_claude import RESULT_TEXT, install, write_run_dir
+from support.fake_claude import RESULT_TEXT, install, write_run_dir
 
 from bassi_schedd.agent.executor import execute_run_dir
 from bassi_schedd.agent.options import load_run_dir

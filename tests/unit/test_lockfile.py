@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import re
 from importlib import metadata
-from pathlib import Path
 
 import pytest
 from packaging.markers import Marker
 from packaging.utils import canonicalize_name
+from support import REPO
 
-LOCK = Path(__file__).resolve().parent.parent / "requirements.lock"
+LOCK = REPO / "requirements.lock"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)\s*(?:;\s*([^\\]+?))?\s*\\?$")
 
 

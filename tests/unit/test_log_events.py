@@ -5,9 +5,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from support import REPO
+
 from bassi_schedd.logs.setup import EVENTS
 
-PACKAGE = Path(__file__).resolve().parent.parent / "bassi_schedd"
+PACKAGE = REPO / "bassi_schedd"
 LEVEL_METHODS = {"debug", "info", "warning", "error", "critical", "exception", "msg"}
 
 

@@ -7,15 +7,14 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
+from support import wait_for
+from support.pings import PingServer, serve_pings
 
 from bassi_schedd.config.paths import Home
 from bassi_schedd.core.schedule import parse_schedule
@@ -32,7 +31,6 @@ from bassi_schedd.notify.record import (
     run_record,
 )
 from bassi_schedd.store.state import RunRow
-from tests.conftest import wait_for
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -112,52 +110,6 @@ def script(path: Path, body: str) -> Path:
     path.write_text("#!/bin/sh\n" + body)
     path.chmod(0o700)
     return path
-
-
-@dataclass
-class PingServer:
-    """A local HTTP server recording request paths; ``hang`` / ``status`` control answers."""
-
-    url: str
-    paths: list[str] = field(default_factory=list)
-    status: int = 200
-    hang: bool = False
-    release: threading.Event = field(default_factory=threading.Event)
-    delay_start_s: float = 0.0
-
-
-@contextmanager
-def serve_pings() -> Iterator[PingServer]:
-    """Run a PingServer on 127.0.0.1 (ephemeral port) in a thread for the with-block."""
-    state = PingServer(url="")
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            state.paths.append(self.path)
-            if state.hang:
-                state.release.wait(60)
-                return
-            if self.path.endswith("/start") and state.delay_start_s:
-                time.sleep(state.delay_start_s)
-            self.send_response(state.status)
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"OK")
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/ping/abc-123"
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    try:
-        yield state
-    finally:
-        state.release.set()
-        httpd.shutdown()
-        httpd.server_close()
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import psutil
+from support import wait_for
 
 from bassi_schedd.runner.process import (
     Active,
@@ -17,7 +18,6 @@ from bassi_schedd.runner.process import (
     run_processes,
     spawn,
 )
-from tests.conftest import wait_for
 
 
 def env_for(run_dir: Path, run_id: str = "r1") -> dict[str, str]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from support import REPO
+
 from bassi_schedd.cli.main import COMMANDS
 from bassi_schedd.config.loader import load_task_file
 from bassi_schedd.config.paths import Home
 from bassi_schedd.config.settings import load_config
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+README = (REPO / "README.md").read_text(encoding="utf-8")
 
 
 def test_the_annotated_task_file_loads(home: Home, tmp_path: Path) -> None:

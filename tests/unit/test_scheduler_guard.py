@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
+from support import wait_for
 
 from bassi_schedd.config.loader import TaskLoader
 from bassi_schedd.config.paths import Home
@@ -23,7 +24,6 @@ from bassi_schedd.config.settings import load_config
 from bassi_schedd.core import policy
 from bassi_schedd.daemon import runwatch, scheduler
 from bassi_schedd.store.state import StateDB
-from tests.conftest import wait_for
 
 T0 = datetime(2026, 11, 1, 5, 29, 57, tzinfo=UTC)
 DUE = T0 + timedelta(seconds=4)  # 05:30:01: 05:30 is due

@@ -5,6 +5,17 @@ captures show it)."""
 from __future__ import annotations
 
 import pytest
+from support.service_fakes import (
+    BOOTSTRAP_EIO,
+    DISABLE_NOW,
+    ENABLE_NOW_LOCK_HELD,
+    JOB_FAILED,
+    SHOW_AUTO_RESTART,
+    SHOW_INACTIVE,
+    SHOW_NOT_FOUND,
+    launchctl_print,
+    show_active,
+)
 
 from bassi_schedd.ops.service_state import (
     UnitState,
@@ -12,103 +23,6 @@ from bassi_schedd.ops.service_state import (
     parse_systemctl_show,
     reason_line,
 )
-
-# -- captured from systemd 252 (Debian 12), `systemd --user`, a daemon started by hand holding
-# the lock; HOME was /tmp/g5-exp/home ----------------------------------------------------------
-ENABLE_NOW_LOCK_HELD = (
-    "Created symlink /tmp/g5-exp/home/.config/systemd/user/default.target.wants/"
-    "bassi-schedd.service \u2192 /tmp/g5-exp/home/.config/systemd/user/bassi-schedd.service.\n"
-    "Job for bassi-schedd.service failed because the control process exited with error code.\n"
-    'See "systemctl --user status bassi-schedd.service" and '
-    '"journalctl --user -xeu bassi-schedd.service" for details.\n'
-)
-JOB_FAILED = (
-    "Job for bassi-schedd.service failed because the control process exited with error code"
-)
-DISABLE_NOW = (
-    'Removed "/tmp/g5-exp/home/.config/systemd/user/default.target.wants/bassi-schedd.service".\n'
-)
-SHOW_AUTO_RESTART = (
-    "MainPID=0\nNRestarts=0\nLoadState=loaded\nActiveState=activating\nSubState=auto-restart\n"
-)
-SHOW_INACTIVE = "MainPID=0\nNRestarts=0\nLoadState=loaded\nActiveState=inactive\nSubState=dead\n"
-SHOW_NOT_FOUND = (
-    "MainPID=0\nNRestarts=0\nLoadState=not-found\nActiveState=inactive\nSubState=dead\n"
-)
-
-
-def show_active(pid: int, restarts: int = 0) -> str:
-    """`systemctl --user show` of the running unit (captured with MainPID=11766, NRestarts=2)."""
-    return (
-        f"MainPID={pid}\nNRestarts={restarts}\nLoadState=loaded\n"
-        "ActiveState=active\nSubState=running\n"
-    )
-
-
-# -- launchd -----------------------------------------------------------------------------------
-# `launchctl bootstrap` on macOS 12-15 (as reported verbatim in e.g. asmvik/yabai#986 and
-# pirj/noclamshell#30): the reason first, then a pointer.
-BOOTSTRAP_EIO = (
-    "Bootstrap failed: 5: Input/output error\n"
-    "Try re-running the command as root for richer errors.\n"
-)
-
-
-def launchctl_print(state: str, pid: int | None, runs: int, last_exit: str) -> str:
-    """`launchctl print gui/501/com.bassi.schedd` in the shape launchd prints (macOS 14-26):
-    one tab per top-level key, and nested blocks whose keys collide with the top-level ones
-    (the coalitions carry their own `state = active`)."""
-    pid_line = f"\tpid = {pid}\n" if pid is not None else ""
-    return (
-        "gui/501/com.bassi.schedd = {\n"
-        f"\tactive count = {1 if pid else 0}\n"
-        "\tpath = /Users/ada/Library/LaunchAgents/com.bassi.schedd.plist\n"
-        "\ttype = LaunchAgent\n"
-        f"\tstate = {state}\n"
-        "\n"
-        "\tprogram = /Users/ada/.venvs/bassi/bin/python3\n"
-        "\targuments = {\n"
-        "\t\t/Users/ada/.venvs/bassi/bin/python3\n"
-        "\t\t-m\n"
-        "\t\tbassi_schedd\n"
-        "\t\trun\n"
-        "\t}\n"
-        "\n"
-        "\tstdout path = /Users/ada/.bassi/logs/launchd-stdout.log\n"
-        "\tstderr path = /Users/ada/.bassi/logs/launchd-stderr.log\n"
-        "\tdefault environment = {\n"
-        "\t\tPATH => /usr/bin:/bin:/usr/sbin:/sbin\n"
-        "\t}\n"
-        "\n"
-        "\tenvironment = {\n"
-        "\t\tBASSI_HOME => /Users/ada/.bassi\n"
-        "\t\tXPC_SERVICE_NAME => com.bassi.schedd\n"
-        "\t}\n"
-        "\n"
-        "\tdomain = gui/501 [100005]\n"
-        "\tasid = 100005\n"
-        "\tminimum runtime = 10\n"
-        "\texit timeout = 30\n"
-        f"\truns = {runs}\n"
-        f"{pid_line}"
-        "\timmediate reason = speculative\n"
-        f"\tlast exit code = {last_exit}\n"
-        "\n"
-        "\tresource coalition = {\n"
-        "\t\tID = 713839\n"
-        "\t\ttype = resource\n"
-        "\t\tstate = active\n"
-        "\t\tactive count = 1\n"
-        "\t\tname = com.bassi.schedd\n"
-        "\t}\n"
-        "\n"
-        "\tspawn type = interactive (4)\n"
-        "\tjetsam priority = 40\n"
-        "\n"
-        "\tproperties = keepalive | runatload | inferred program\n"
-        "}\n"
-    )
-
 
 # -- reason_line -------------------------------------------------------------------------------
 

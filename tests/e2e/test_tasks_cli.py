@@ -320,7 +320,7 @@ def test_a_home_that_cannot_be_created_is_one_sentence(
 
 
 def test_unforeseen_file_trouble_is_one_sentence_naming_the_file() -> None:
-    from bassi_schedd.cli import main as cli_mod
+    import bassi_schedd.cli.main as cli_mod
 
     def boom(args: object, home: object) -> int:
         raise PermissionError(13, "Permission denied", "/some/where/schedd.toml")

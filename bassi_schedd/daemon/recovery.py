@@ -64,6 +64,14 @@ def _recover_row(home: Home, sched: Scheduler, row: RunRow, now: datetime) -> No
             pid, created = root.pid, create_time(root.pid)
             with db.tx() as tx:
                 tx.set_pid(row.run_id, pid, created)
+        elif not row.foreground and not (run_dir / "output.log").exists():
+            # Killed between claiming the row and spawning: the daemon opens output.log just
+            # before it forks, so without one nothing ever started. Queued again, not lost:
+            # the time has not been started yet, so this keeps "at most once".
+            with db.tx() as tx:
+                tx.unmark_started(row.run_id)
+            log.info("run.requeued", task=row.task, run_id=row.run_id, reason="never started")
+            return
     stopping = row.stop_reason
     if pid is not None and is_alive(pid, created):
         spec_timeout_s = _timeout_for(sched, row.task)

@@ -68,6 +68,7 @@ EVENTS = (
     "config.changed",
     "config.invalid",
     "run.not_started",
+    "run.requeued",
 )
 __all__ = [
     "EVENTS",

@@ -111,6 +111,36 @@ def test_run_whose_pid_was_never_saved_is_found_by_its_id(
     assert d.stop() == 0
 
 
+def test_a_run_claimed_but_never_spawned_is_queued_again_not_lost(
+    home: Home, write_task, cli
+) -> None:
+    """A kill -9 between claiming the row and spawning (no output.log: the daemon opens it just
+    before forking) left nothing that ever ran: the next daemon queues it again and runs it once.
+    A claimed row whose output.log exists and whose process is gone is lost, as before."""
+    from bassi_schedd.store.state import NewRun, StateDB
+
+    write_task("t", 'schedule = "0 0 1 1 *"\ntimezone = "UTC"\ncommand = ["/bin/true"]\n')
+    now = datetime.now(UTC)
+    started_dir = home.run_dir("t", "r-started")
+    started_dir.mkdir(parents=True)
+    (started_dir / "output.log").write_text("")
+    db = StateDB.open(home.state_db)
+    with db.tx() as tx:
+        tx.insert_runs(
+            [
+                NewRun("r-never", "t", "manual", now, "queued"),
+                NewRun("r-started", "t", "manual", now, "queued"),
+            ],
+            now,
+        )
+        tx.mark_started("r-never", now, str(home.run_dir("t", "r-never")), None, None)
+        tx.mark_started("r-started", now, str(started_dir), None, None)
+    db.close()
+    assert cli("run", "--once").returncode == 0
+    by_id = {r["run_id"]: r["status"] for r in runs(home, "t")}
+    assert by_id == {"r-never": "success", "r-started": "lost"}
+
+
 def test_execute_run_whose_pid_was_reused_is_lost_not_alive_forever(
     home: Home, write_task, cli, tmp_path
 ) -> None:

@@ -1,5 +1,5 @@
 # make run  - set up, then run the daemon in the foreground on a demo home
-# make test - set up, then run the whole test suite
+# make test - set up, then run the whole test suite (make test-unit: only the fast tests/unit)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,7 +9,7 @@ DEMO_HOME ?= $(CURDIR)/.demo-home
 # The tool that writes the lock; pinned so `make lock` is itself reproducible.
 UV_VERSION := 0.13.9
 
-.PHONY: setup test test-latest lint lock run bench soak clean fmt
+.PHONY: setup test test-unit test-latest lint lock run bench soak clean fmt
 
 # Exact versions with hashes from the lock; the package itself without its
 # dependencies, so nothing outside the lock is resolved.
@@ -24,6 +24,10 @@ setup: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not soak" tests
+
+# Pure functions and in-process tests only: no CLI or daemon subprocess, no soak.
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not soak" tests/unit
 
 soak: $(STAMP)
 	$(BIN)/python -m pytest -q -m "soak" tests

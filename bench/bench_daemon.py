@@ -41,9 +41,9 @@ from pathlib import Path
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests"))  # for the support package
 
-from conftest import base_env, faketime_lib  # noqa: E402
+from support import base_env, faketime_lib  # noqa: E402
 
 from bassi_schedd.config.paths import Home  # noqa: E402
 

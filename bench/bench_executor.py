@@ -1,6 +1,7 @@
 """How fast and how big is ``bassi-schedd execute --run-dir``? Prints figures, asserts nothing.
 
-For each of --runs runs against the fake claude CLI (tests/fake_claude.py, success scenario):
+For each of --runs runs against the fake claude CLI (tests/support/fake_claude.py, success
+scenario):
 - first message: process start -> the first line (system init) lands in transcript.jsonl;
 - total: process start -> exit;
 - peak RSS of the executor process alone (psutil, polled every 2 ms) and of the fake CLI.
@@ -25,9 +26,9 @@ from pathlib import Path
 import psutil
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests"))  # for the support package
 
-from fake_claude import install, write_run_dir  # noqa: E402
+from support.fake_claude import install, write_run_dir  # noqa: E402
 
 CLI = [sys.executable, "-m", "bassi_schedd", "execute", "--run-dir"]
 

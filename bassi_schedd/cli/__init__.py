@@ -1,7 +1,3 @@
 """The command line: ``main`` parses arguments; each command is one thin module here calling
 the packages below. Imports anything; nothing imports it.
 """
-
-from bassi_schedd.cli.main import main
-
-__all__ = ["main"]

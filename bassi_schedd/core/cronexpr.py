@@ -7,7 +7,7 @@ with the DST rules documented in ``schedule.py`` (croniter's own DST handling is
 Expressions made of numbers, ranges, lists, steps and ``L`` (last day of the month) iterate with
 a small matcher over croniter's expanded value sets, some ten times faster than
 ``croniter.get_next``; the rest (``W``, ``#``) iterate with croniter itself. The matcher and
-croniter agree (tests/test_schedule.py has a differential property test).
+croniter agree (tests/unit/test_schedule.py has a differential property test).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The range every numeric setting must fall in: task files, schedd.toml and the CLI.
 
-One table, so that validation, ``check`` and the README's table (tests/test_readme.py compares
+One table, so that validation, ``check`` and the README's table (tests/unit/test_readme.py compares
 them) agree. The bounds keep values meaningful, and keep the date arithmetic done with them
 (``now - keep_runs_days``, a scheduled time plus its jitter, ``now - --since``) far from the ends
 of the calendar Python can represent (years 1 to 9999).

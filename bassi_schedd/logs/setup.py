@@ -30,8 +30,8 @@ from structlog.typing import EventDict, WrappedLogger
 from bassi_schedd.logs.logfile import LogFile, render_json, utc_ts
 
 # Every event name the code emits: SPEC 7's stable ones first, then ours. Event names are
-# literals at the call site; tests/test_log_events.py checks this list against the code both ways,
-# and the e2e daemons' logs against it.
+# literals at the call site; tests/unit/test_log_events.py checks this list against the code
+# both ways, and the e2e daemons' logs against it.
 EVENTS = (
     "daemon.start",
     "daemon.stop",

@@ -1,0 +1,145 @@
+"""Start-up recovery with the real daemon: runs a kill -9 left `running` are adopted or closed."""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import UTC, datetime
+
+import psutil
+from support import Start, iso, runs, statuses, wait_for
+
+from bassi_schedd.config.paths import Home
+
+
+def gone(pid: int) -> bool:
+    """The process is dead (a zombie no one reaped counts)."""
+    return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_kill9_then_restart_adopts_live_run_and_loses_dead_one(
+    home: Home, write_task, daemon: Start
+) -> None:
+    for name in ("alive", "dead"):
+        write_task(
+            name,
+            """
+            schedule = "* * * * *"
+            timezone = "UTC"
+            command = ["/bin/sh", "-c", "sleep 6"]
+            on_missed = "latest"
+            """,
+        )
+    d = daemon(fake_at="2026-11-01 05:29:58")
+    d.wait_ready()
+    wait_for(lambda: len([r for r in runs(home) if r["status"] == "running" and r["pid"]]) == 2, 15)
+    d.stop(signal.SIGKILL)
+    dead_pid = int(runs(home, "dead")[0]["pid"])  # type: ignore[arg-type]
+    os.killpg(dead_pid, signal.SIGKILL)
+    wait_for(lambda: gone(dead_pid), 5)
+
+    d = daemon(fake_at="2026-11-01 05:30:05")
+    d.wait_ready()
+    wait_for(lambda: runs(home, "alive")[0]["status"] == "success", 20)
+    wait_for(
+        lambda: len(runs(home, "dead")) == 2 and runs(home, "dead")[1]["status"] == "success", 20
+    )
+    assert statuses(home, "alive") == [(iso("05:30"), "schedule", "success")]
+    assert statuses(home, "dead") == [
+        (iso("05:30"), "schedule", "lost"),
+        (iso("05:30"), "catchup", "success"),
+    ]
+    assert "run.adopted" in d.output()
+    assert d.stop() == 0
+
+
+def test_run_that_ended_while_no_daemon_watched_keeps_its_exit_code(
+    home: Home, write_task, daemon: Start
+) -> None:
+    write_task(
+        "ends-alone",
+        """
+        schedule = "* * * * *"
+        timezone = "UTC"
+        command = ["/bin/sh", "-c", "sleep 2; exit 3"]
+        on_missed = "latest"
+        """,
+    )
+    d = daemon(fake_at="2026-11-01 05:29:58")
+    d.wait_ready()
+    wait_for(lambda: [r["status"] for r in runs(home)] == ["running"] and runs(home)[0]["pid"], 15)
+    d.stop(signal.SIGKILL)
+    pid = int(runs(home)[0]["pid"])  # type: ignore[arg-type]
+    wait_for(lambda: gone(pid), 10)  # the run ends on its own, unwatched
+
+    d = daemon(fake_at="2026-11-01 05:30:20")
+    d.wait_ready()
+    wait_for(lambda: runs(home)[0]["status"] != "running", 10)
+    row = runs(home)[0]
+    assert (row["status"], row["exit_code"]) == ("failed", 3)
+    # It ran, so its time is not owed again: no lost row, no catch-up.
+    assert statuses(home, "ends-alone") == [(iso("05:30"), "schedule", "failed")]
+    assert '"run.adopted"' not in d.output()
+    assert d.stop() == 0
+
+
+def test_run_whose_pid_was_never_saved_is_found_by_its_id(
+    home: Home, write_task, daemon: Start
+) -> None:
+    from bassi_schedd.runner.process import spawn
+    from bassi_schedd.store.state import NewRun, StateDB
+
+    write_task("orphan", 'schedule = "0 0 1 1 *"\ntimezone = "UTC"\ncommand = ["/bin/true"]\n')
+    now = datetime.now(UTC)
+    run_dir = home.run_dir("orphan", "r-unsaved")
+    run_dir.mkdir(parents=True)
+    db = StateDB.open(home.state_db)
+    with db.tx() as c:  # the state a kill -9 between "mark running" and "save pid" leaves
+        db.insert_runs(c, [NewRun("r-unsaved", "orphan", "manual", now, "queued")], now)
+        db.mark_started(c, "r-unsaved", now, str(run_dir), None, None)
+    db.close()
+    env = {"PATH": "/usr/bin:/bin", "BASSI_RUN_ID": "r-unsaved", "BASSI_RUN_DIR": str(run_dir)}
+    child = spawn(["/bin/sh", "-c", "sleep 2; exit 4"], env, run_dir, run_dir)
+    d = daemon()
+    d.wait_ready()
+    wait_for(lambda: runs(home)[0]["status"] == "failed", 15)
+    row = runs(home)[0]
+    assert (row["pid"], row["exit_code"]) == (child.pid, 4)
+    assert '"run.adopted"' in d.output()
+    child.wait(5)
+    assert d.stop() == 0
+
+
+def test_execute_run_whose_pid_was_reused_is_lost_not_alive_forever(
+    home: Home, write_task, cli, tmp_path
+) -> None:
+    """`execute TASK` keeps its pid's create time: after a kill -9 and the pid's reuse by another
+    process, the next daemon closes the row as lost instead of waiting on a stranger forever."""
+    import subprocess
+
+    from bassi_schedd.runner.process import create_time
+    from bassi_schedd.store.state import StateDB
+
+    write_task("t", 'schedule = "0 0 1 1 *"\ntimezone = "UTC"\ncommand = ["/bin/true"]\n')
+    stranger = subprocess.Popen(["sleep", "60"])
+    live = subprocess.Popen(["sleep", "60"])
+    try:
+        db = StateDB.open(home.state_db)
+        started = datetime(2026, 1, 1, tzinfo=UTC)
+        created = create_time(stranger.pid)
+        assert created is not None
+        # The dead `execute` had this pid, but the process now holding it started later.
+        db.start_manual_run(
+            "t", "reused", lambda _: str(tmp_path), stranger.pid, created - 50, started
+        )
+        db.start_manual_run(
+            "t", "alive", lambda _: str(tmp_path), live.pid, create_time(live.pid), started
+        )
+        db.close()
+        assert cli("run", "--once").returncode == 0
+        by_id = {r["run_id"]: r["status"] for r in runs(home, "t")}
+        assert by_id == {"reused": "lost", "alive": "running"}
+    finally:
+        for p in (stranger, live):
+            p.kill()
+            p.wait()

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import psutil
 import pytest
+from support import wait_for
 
 from bassi_schedd.core.records import as_integer, as_number
 from bassi_schedd.runner.kill import stop_tree, tree_of
 from bassi_schedd.runner.outputcap import tail_text
 from bassi_schedd.runner.spawn import ChildSpec, read_exit_status, start_child
-from tests.conftest import wait_for
 
 
 def _gone(pid: int) -> bool:

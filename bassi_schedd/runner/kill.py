@@ -106,6 +106,8 @@ def _wait_gone(
         if reap is not None:
             reap()
         if not alive():
+            if reap is not None:
+                reap()  # those that became zombies since the reap above
             return True
         time.sleep(_POLL_S)
     return False

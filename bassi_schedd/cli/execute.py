@@ -24,6 +24,7 @@ from typing import IO, Any, cast
 
 from bassi_schedd.config.paths import FILE_MODE, Home, write_private_file
 from bassi_schedd.core.errors import TaskFileError, UsageError, UserError
+from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.core.spec import TaskSpec
 from bassi_schedd.runner.outputcap import trim_output
 from bassi_schedd.runner.process import EXIT_CODE_FILE, create_time
@@ -132,7 +133,7 @@ def execute_task(home: Home, ref: str) -> int:
                 write_private_file(run_dir / EXIT_CODE_FILE, f"{rc}\n")
             raw_usage = result.get("usage")
             usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
-            db.finish_run(
+            db.end_manual_run(
                 run_id,
                 _status(rc),
                 rc,
@@ -146,14 +147,14 @@ def execute_task(home: Home, ref: str) -> int:
     return rc
 
 
-def _status(rc: int) -> str:
+def _status(rc: int) -> RunStatus:
     if rc == 0:
-        return "success"
+        return RunStatus.SUCCESS
     if rc == 124:
-        return "timeout"
+        return RunStatus.TIMEOUT
     if rc in (128 + signal.SIGINT, 128 + signal.SIGTERM, 128 + signal.SIGHUP):
-        return "interrupted"
-    return "failed"
+        return RunStatus.INTERRUPTED
+    return RunStatus.FAILED
 
 
 def _agent_in_foreground(

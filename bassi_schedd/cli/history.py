@@ -16,8 +16,8 @@ from bassi_schedd.config.paths import Home
 from bassi_schedd.config.taskfile import NAME_RE
 from bassi_schedd.core.durations import format_duration_s
 from bassi_schedd.core.errors import UsageError, UserError
-from bassi_schedd.ops.status import open_state
-from bassi_schedd.store.state import RunRow
+from bassi_schedd.core.runstatus import RunStatus
+from bassi_schedd.store.state import RunRow, open_existing
 
 MAX_N = 100_000
 
@@ -59,9 +59,9 @@ def figures(rows: list[RunRow]) -> dict[str, TaskFigures]:
         durations = [r.duration_s for r in mine if r.duration_s is not None]
         out[task] = TaskFigures(
             runs=len(mine),
-            success=sum(r.status == "success" for r in mine),
-            failed=sum(r.status == "failed" for r in mine),
-            timeout=sum(r.status == "timeout" for r in mine),
+            success=sum(r.status == RunStatus.SUCCESS for r in mine),
+            failed=sum(r.status == RunStatus.FAILED for r in mine),
+            timeout=sum(r.status == RunStatus.TIMEOUT for r in mine),
             mean_duration_s=sum(durations) / len(durations) if durations else None,
         )
     return out
@@ -75,7 +75,7 @@ def main(args: argparse.Namespace, home: Home) -> int:
         raise UsageError(f"-n must be between 1 and {MAX_N}, got {n}")
     if task is not None and not NAME_RE.match(task):
         raise UserError(f"'{task}' is not a task name")
-    db = open_state(home)
+    db = open_existing(home)
     rows: list[RunRow] = []
     if db is not None:
         try:

@@ -13,7 +13,6 @@ import argparse
 import os
 import re
 import shutil
-import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -133,17 +132,17 @@ def find_run_dir(home: Home, run: str) -> Path | None:
 
 
 def _run_dir_from_history(home: Home, run_id: str) -> Path | None:
-    if not home.state_db.is_file():
-        return None
-    from bassi_schedd.store.state import StateDB, StateDBError
+    from bassi_schedd.store.state import QueryError, StateDBError, open_existing
 
     try:
-        db = StateDB.open(home.state_db)
+        db = open_existing(home)
+        if db is None:
+            return None
         try:
             row = db.get_run(run_id)
         finally:
             db.close()
-    except (StateDBError, sqlite3.Error, OSError):
+    except (StateDBError, QueryError, OSError):
         return None
     return Path(row.run_dir) if row is not None and row.run_dir else None
 

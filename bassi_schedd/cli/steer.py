@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import os
 import signal
-import sqlite3
 import stat
 import sys
 import time
@@ -69,20 +68,20 @@ def trigger(home: Home, name: str) -> int:
             f"no daemon is running for {home.root}; run the task in the foreground with "
             f"'bassi-schedd execute {name}'"
         )
-    from bassi_schedd.store.state import StateDB
+    from bassi_schedd.store.state import QueryError, open_existing
 
-    if not home.state_db.exists():
+    db = open_existing(home)
+    if db is None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGUSR1)  # it checks its state DB when woken, and stops
         raise UserError(
             f"the state database {home.state_db} was deleted under the running daemon "
             f"(pid {pid}), which stops now; start it again, then trigger '{name}'"
         )
-    db = StateDB.open(home.state_db)
     try:
         try:
             request_id = db.add_request(name, datetime.now(UTC))
-        except sqlite3.Error as e:
+        except QueryError as e:
             raise UserError(f"cannot queue the request in {home.state_db}: {e}") from None
         try:
             os.kill(pid, signal.SIGUSR1)
@@ -154,17 +153,17 @@ def set_enabled(home: Home, name: str, enabled: bool) -> int:
 
 
 def _running_runs(home: Home, name: str) -> list[str]:
-    if not home.state_db.exists():
-        return []
-    from bassi_schedd.store.state import StateDB, StateDBError
+    from bassi_schedd.store.state import QueryError, RunStatus, StateDBError, open_existing
 
     try:
-        db = StateDB.open(home.state_db)
+        db = open_existing(home)
+        if db is None:
+            return []
         try:
-            return [r.run_id for r in db.runs_with_status("running") if r.task == name]
+            return [r.run_id for r in db.runs_with_status(RunStatus.RUNNING) if r.task == name]
         finally:
             db.close()
-    except (StateDBError, sqlite3.Error, OSError):
+    except (StateDBError, QueryError, OSError):
         return []  # only a courtesy note: the pause itself is done
 
 

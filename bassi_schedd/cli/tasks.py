@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,17 +46,17 @@ def _next_run(spec: TaskSpec, now: datetime) -> datetime | None:
 
 def _summaries(home: Home) -> dict[str, Any]:
     """Per-task state from the daemon's DB; empty when there is none (yet) or it is unreadable."""
-    if not home.state_db.exists():
-        return {}
-    from bassi_schedd.store.state import StateDB, StateDBError
+    from bassi_schedd.store.state import QueryError, StateDBError, open_existing
 
     try:
-        db = StateDB.open(home.state_db)
+        db = open_existing(home)
+        if db is None:
+            return {}
         try:
             return dict(db.task_summaries())
         finally:
             db.close()
-    except (StateDBError, sqlite3.Error, OSError) as e:
+    except (StateDBError, QueryError, OSError) as e:
         print(
             f"bassi-schedd: cannot read {home.state_db} ({e}); last status not shown",
             file=sys.stderr,

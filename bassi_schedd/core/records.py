@@ -10,6 +10,8 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
+from bassi_schedd.core.runstatus import RunStatus
+
 
 def new_run_id(at: datetime) -> str:
     """Sortable id: the UTC second plus 6 random hex digits (unique enforced by the state store)."""
@@ -46,7 +48,15 @@ def from_db(text: str | None) -> datetime | None:
 
 
 # The daemon's own columns, left out of what history shows users.
-_BOOKKEEPING = ("pid", "pid_create_time", "not_before", "sequential", "seq", "foreground")
+_BOOKKEEPING = (
+    "pid",
+    "pid_create_time",
+    "not_before",
+    "sequential",
+    "seq",
+    "foreground",
+    "stop_reason",
+)
 
 
 @dataclass(frozen=True)
@@ -60,7 +70,7 @@ class RunRow:
     started_at: datetime | None
     ended_at: datetime | None
     duration_s: float | None
-    status: str
+    status: RunStatus
     exit_code: int | None
     attempt: int
     cost_usd: float | None
@@ -74,6 +84,9 @@ class RunRow:
     seq: int = 0
     detail: str | None = None
     foreground: bool = False  # started by `execute TASK` in a terminal, not by the daemon
+    # Set while the daemon stops the run (what it will be recorded as), so a daemon that dies
+    # before the run is gone lets the next one finish the stop instead of recording it lost.
+    stop_reason: RunStatus | None = None
 
     def public(self) -> dict[str, Any]:
         """The documented history fields, JSON-ready."""
@@ -91,7 +104,7 @@ class TaskSummary:
     """Per-task state for ``list`` and ``status``."""
 
     task: str
-    last_status: str | None
+    last_status: RunStatus | None
     last_run_at: datetime | None
     done: bool
     last_ok: bool | None
@@ -106,7 +119,7 @@ class NewRun:
     task: str
     trigger: str
     scheduled_for: datetime | None
-    status: str
+    status: RunStatus
     attempt: int = 1
     not_before: datetime | None = None
     sequential: bool = False

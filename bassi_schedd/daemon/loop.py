@@ -24,6 +24,7 @@ from bassi_schedd import __version__
 from bassi_schedd.config.paths import Home
 from bassi_schedd.core.errors import UserError
 from bassi_schedd.core.records import to_db
+from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.daemon.guard import Troubles
 from bassi_schedd.daemon.homewatch import HomeWatch
 from bassi_schedd.daemon.recovery import recover
@@ -225,7 +226,7 @@ class Daemon:
         self._pruned_mono = mono
         cfg = self.sched.config
         active = {a.run_id for a in self.sched.active}
-        active |= {r.run_id for r in self.sched.db.runs_with_status("queued")}
+        active |= {r.run_id for r in self.sched.db.runs_with_status(RunStatus.QUEUED)}
         try:
             removed = prune_runs(self.home, cfg.keep_runs_days, cfg.keep_runs, wall_now(), active)
         except OSError as e:
@@ -239,7 +240,7 @@ class Daemon:
             return False  # `--once` does not wait for room: the next start runs what is queued
         return any(
             r.not_before is None or r.not_before <= now
-            for r in self.sched.db.runs_with_status("queued")
+            for r in self.sched.db.runs_with_status(RunStatus.QUEUED)
             if r.task in self.sched.tasks
         )
 
@@ -327,20 +328,20 @@ class Daemon:
         if sched.active:  # orphans that hid their run's identity go down with the runs
             sched.active[0].orphans |= sched.orphans()
         for a in sched.active:
-            a.terminate("interrupted", mono, KILL_GRACE_S)
+            a.terminate(RunStatus.INTERRUPTED, mono, KILL_GRACE_S)
         deadline = mono + KILL_GRACE_S + 2.0
         while sched.active and time.monotonic() < deadline:
             for a in list(sched.active):
                 ended, rc = a.poll()
                 if ended:
                     sched.active.remove(a)
-                    self._finish(a.run_id, a.stop_reason or "interrupted", rc)
+                    self._finish(a.run_id, RunStatus(a.stop_reason or RunStatus.INTERRUPTED), rc)
                 else:
                     a.kill_if_due(time.monotonic())
             if sched.active:
                 select.select([self._rfd], [], [], 0.1)
         for a in sched.active:  # unkillable (D state): record it anyway
-            self._finish(a.run_id, "interrupted", None, "did not exit after SIGKILL")
+            self._finish(a.run_id, RunStatus.INTERRUPTED, None, "did not exit after SIGKILL")
         sched.active.clear()
         # Leftovers of finished runs still in their grace period: none outlives the daemon.
         for pid, run_id, _, _ in sched.sweeps:
@@ -354,9 +355,11 @@ class Daemon:
         sched.db.close()
         self.lock.release()
 
-    def _finish(self, run_id: str, status: str, rc: int | None, reason: str | None = None) -> None:
+    def _finish(
+        self, run_id: str, status: RunStatus, rc: int | None, reason: str | None = None
+    ) -> None:
         try:
-            self.sched.finish_run(run_id, status, rc, reason=reason)
+            self.sched.conclude_run(run_id, status, rc, reason=reason)
         except Exception as e:  # left `running`: the next daemon records it `lost`
             self.troubles.failed(e, "finish", run_id=run_id)
 

@@ -15,10 +15,11 @@ import structlog
 
 from bassi_schedd.config.paths import Home
 from bassi_schedd.core.records import iso_utc
+from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.daemon.scheduler import Scheduler
 from bassi_schedd.runner.kill import KILL_GRACE_S
 from bassi_schedd.runner.process import Active, create_time, find_run_root, is_alive, read_exit_code
-from bassi_schedd.store.state import STOPPING, RunRow
+from bassi_schedd.store.state import RunRow
 
 log = structlog.get_logger()
 
@@ -34,7 +35,7 @@ def recover(home: Home, sched: Scheduler, now: datetime) -> bool:
     db = sched.db
     complete = True
     watched = {a.run_id for a in sched.active}
-    for row in db.runs_with_status("running"):
+    for row in db.runs_with_status(RunStatus.RUNNING):
         if row.run_id in watched:
             continue
         try:
@@ -61,13 +62,9 @@ def _recover_row(home: Home, sched: Scheduler, row: RunRow, now: datetime) -> No
         root = find_run_root(row.run_id)
         if root is not None:
             pid, created = root.pid, create_time(root.pid)
-            with db.tx() as c:
-                c.execute(
-                    "UPDATE runs SET pid = ?, pid_create_time = ? WHERE run_id = ?",
-                    (pid, created, row.run_id),
-                )
-    detail = row.detail or ""
-    stopping = detail.removeprefix(STOPPING) if detail.startswith(STOPPING) else None
+            with db.tx() as tx:
+                tx.set_pid(row.run_id, pid, created)
+    stopping = row.stop_reason
     if pid is not None and is_alive(pid, created):
         spec_timeout_s = _timeout_for(sched, row.task)
         started = row.started_at or now
@@ -95,12 +92,12 @@ def _recover_row(home: Home, sched: Scheduler, row: RunRow, now: datetime) -> No
         return
     rc = read_exit_code(run_dir)
     if stopping is not None:
-        sched.finish_run(row.run_id, stopping, rc)
+        sched.conclude_run(row.run_id, stopping, rc)
     elif rc is not None:
         # It finished while no daemon watched; the wrapper kept its exit code.
-        sched.finish_run(row.run_id, "success" if rc == 0 else "failed", rc)
+        sched.conclude_run(row.run_id, RunStatus.SUCCESS if rc == 0 else RunStatus.FAILED, rc)
     else:
-        sched.finish_run(row.run_id, "lost", None, reason="daemon died while it ran")
+        sched.conclude_run(row.run_id, RunStatus.LOST, None, reason="daemon died while it ran")
 
 
 def _timeout_for(sched: Scheduler, task: str) -> float:

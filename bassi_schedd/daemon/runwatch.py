@@ -20,6 +20,7 @@ import structlog
 from bassi_schedd.core import policy
 from bassi_schedd.core.limits import DEFAULT_MAX_OUTPUT_BYTES
 from bassi_schedd.core.records import as_integer, as_number, iso_utc, new_run_id
+from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.core.spec import TaskSpec
 from bassi_schedd.daemon.guard import Troubles
 from bassi_schedd.notify.notifier import Notifier
@@ -63,13 +64,13 @@ class RunWatcher:
         """Start what can start (the scheduler's job)."""
         raise NotImplementedError
 
-    def stop_run(self, a: Active, reason: str, mono: float) -> None:
+    def stop_run(self, a: Active, reason: RunStatus, mono: float) -> None:
         """SIGTERM a run's tree, remembering why in the DB: a daemon that dies before the run
         is gone must not let the next one record it `lost` and run its time again."""
         if a.stop_reason is None:
             try:
-                with self.db.tx() as c:
-                    self.db.set_stopping(c, a.run_id, reason)
+                with self.db.tx() as tx:
+                    tx.set_stopping(a.run_id, reason)
             except Exception as e:  # the stop matters more than its note (a full disk)
                 self.troubles.failed(e, "stop", task=a.task, run_id=a.run_id)
         if len(self.active) == 1 and not runs_are_subreapers():
@@ -107,10 +108,10 @@ class RunWatcher:
         except OSError:
             pass
         if not claimed:
-            with self.db.tx() as c:
-                if not self.db.mark_started(c, row.run_id, started, str(run_dir), None, None):
+            with self.db.tx() as tx:
+                if not tx.mark_started(row.run_id, started, str(run_dir), None, None):
                     return  # no longer queued: not ours to record
-        self.finish_run(row.run_id, "failed", None, reason=reason)
+        self.conclude_run(row.run_id, RunStatus.FAILED, None, reason=reason)
 
     def service(self, now: datetime) -> None:
         """Reap ended runs, enforce timeouts and kill deadlines, start what became startable."""
@@ -166,17 +167,17 @@ class RunWatcher:
             return
         if a.stop_reason is None and mono >= a.deadline_mono:
             log.warning("run.timeout", task=a.task, run_id=a.run_id, pid=a.pid)
-            self.stop_run(a, "timeout", mono)
+            self.stop_run(a, RunStatus.TIMEOUT, mono)
         a.kill_if_due(mono)
         self.cap_output(a.task, a.run_id, a.run_dir, live=True)
 
     def _on_end(self, a: Active, rc: int | None) -> None:
         if a.stop_reason is not None:
-            status = a.stop_reason
+            status = RunStatus(a.stop_reason)
         elif rc == 0:
-            status = "success"
+            status = RunStatus.SUCCESS
         else:
-            status = "failed"
+            status = RunStatus.FAILED
         leftovers = running_pids([*run_processes(a.pid, a.run_id), *a.live_orphans()])
         if leftovers and all(s[1] != a.run_id for s in self.sweeps):  # _on_end may run again
             # Like systemd's control-group kill: nothing of a finished run keeps running. The
@@ -186,7 +187,7 @@ class RunWatcher:
             self._sweep_orphans(a.orphans, mono)
             _note_leftovers(a.run_dir, len(leftovers))
             log.warning("run.leftovers", task=a.task, run_id=a.run_id, processes=len(leftovers))
-        self.finish_run(a.run_id, status, rc)
+        self.conclude_run(a.run_id, status, rc)
 
     def _sweep(self, mono: float) -> None:
         keep = []
@@ -201,10 +202,11 @@ class RunWatcher:
             keep.append((pid, run_id, kill_at, termed))
         self.sweeps = keep
 
-    def finish_run(
-        self, run_id: str, status: str, rc: int | None, reason: str | None = None
+    def conclude_run(
+        self, run_id: str, status: RunStatus, rc: int | None, reason: str | None = None
     ) -> None:
-        """Record a run's end (and its retry, if the policy gives one) and log run.end."""
+        """Everything that follows the end of a run: record it (with ``reason`` as its detail),
+        queue its retry if the policy gives one, log run.end and run.retry, notify."""
         run = self.db.get_run(run_id)
         if run is None:
             return
@@ -214,36 +216,34 @@ class RunWatcher:
         result = _read_result(Path(run.run_dir)) if run.run_dir else {}
         spec = self.tasks.get(run.task)
         retry_at = None
-        if spec is not None and status in ("failed", "timeout"):
+        if spec is not None and status in (RunStatus.FAILED, RunStatus.TIMEOUT):
             retry_at = policy.next_retry(spec, status, rc, run.attempt, ended)
         previous_ok = self.db.last_ok(run.task) if self.notifier else None
-        with self.db.tx() as c:
-            self.db.finish(
-                c,
+        with self.db.tx() as tx:
+            tx.record_end(
                 run,
                 status,
                 rc,
                 ended,
+                detail=reason or None,
                 cost_usd=as_number(result.get("total_cost_usd")),
                 input_tokens=as_integer(_usage(result, "input_tokens")),
                 output_tokens=as_integer(_usage(result, "output_tokens")),
             )
-            if reason:
-                self.db.set_status(c, run_id, status, reason)
             if retry_at is not None:
                 retry = NewRun(
                     run_id=new_run_id(retry_at),
                     task=run.task,
                     trigger="retry",
                     scheduled_for=run.scheduled_for,
-                    status="queued",
+                    status=RunStatus.QUEUED,
                     attempt=run.attempt + 1,
                     not_before=retry_at,
                 )
-                self.db.insert_runs(c, [retry], ended)
+                tx.insert_runs([retry], ended)
         duration_s = round((ended - run.started_at).total_seconds(), 3) if run.started_at else None
         log.log(
-            logging.INFO if status in ("success", "replaced") else logging.WARNING,
+            logging.INFO if status in (RunStatus.SUCCESS, RunStatus.REPLACED) else logging.WARNING,
             "run.end",
             task=run.task,
             run_id=run_id,
@@ -296,7 +296,7 @@ class RunWatcher:
         cands = [a.deadline_mono for a in self.active if a.stop_reason is None]
         cands += [a.kill_at_mono for a in self.active if a.kill_at_mono is not None]
         cands += [s[2] for s in self.sweeps]
-        for row in self.db.runs_with_status("queued"):
+        for row in self.db.runs_with_status(RunStatus.QUEUED):
             if row.not_before is not None and row.not_before > now:
                 cands.append(mono + (row.not_before - now).total_seconds())
         if any(a.popen is None for a in self.active):

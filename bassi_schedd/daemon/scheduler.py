@@ -19,6 +19,7 @@ from bassi_schedd.config.paths import Home
 from bassi_schedd.core import policy
 from bassi_schedd.core.errors import UserError
 from bassi_schedd.core.records import iso_utc, new_run_id, to_db
+from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.core.schedule import DueCache, scheduled_times
 from bassi_schedd.core.spec import DaemonConfig, TaskSpec
 from bassi_schedd.daemon.guard import Troubles
@@ -68,9 +69,9 @@ class Scheduler(RunWatcher):
 
         ``errors`` (invalid task files) only explains a trigger that cannot be honoured."""
         seen_from = self.prev_tick if self.prev_tick is not None and self.prev_tick < now else now
-        with self.db.tx() as c:
+        with self.db.tx() as tx:
             for name in tasks:
-                self.db.first_seen(c, name, seen_from)
+                tx.first_seen(name, seen_from)
         for name in self.tasks.keys() - tasks.keys():
             self.due_cache.forget(name)  # a changed schedule or zone the cache notices itself
         self.tasks = tasks
@@ -106,33 +107,29 @@ class Scheduler(RunWatcher):
                 done.append(name)
             if flip is not None:
                 flips[name] = flip
-        with self.db.tx() as c:
-            for task, at in self.db.take_requests(c):
+        with self.db.tx() as tx:
+            for task, at in tx.take_requests():
                 if task in self.tasks:
                     new_rows.append(
-                        NewRun(new_run_id(at), task, "manual", at, "queued", not_before=at)
+                        NewRun(new_run_id(at), task, "manual", at, RunStatus.QUEUED, not_before=at)
                     )
                 else:
                     why = self.task_errors.get(task, "no task file by that name")
                     log.error("trigger.refused", task=task, requested_at=iso_utc(at), error=why)
-            inserted = self.db.insert_runs(c, new_rows, now)
+            inserted = tx.insert_runs(new_rows, now)
             for name, until in advanced.items():
-                self.db.set_last_checked(c, name, until)
+                tx.set_last_checked(name, until)
             for name in done:
-                self.db.set_done(c, name)
+                tx.set_done(name)
             for name, paused in flips.items():
-                self.db.set_paused(c, name, paused)
-            c.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                [("last_tick", to_db(now)), *self.meta.items()],
-            )
+                tx.set_paused(name, paused)
+            tx.set_meta({"last_tick": to_db(now) or "", **self.meta})
         # Only now are the recovered times on record: a tick that failed keeps them owed.
         for name in advanced:
             self.recovered.pop(name, None)
         self.troubles.disk_ok()
         for r in inserted:
-            if r.status != "queued":
+            if r.status != RunStatus.QUEUED:
                 log.info(
                     "run.missed",
                     task=r.task,
@@ -143,7 +140,11 @@ class Scheduler(RunWatcher):
                     reason=r.detail,
                 )
                 missed_spec = self.tasks.get(r.task)
-                if self.notifier is not None and r.status == "missed" and missed_spec is not None:
+                if (
+                    self.notifier is not None
+                    and r.status == RunStatus.MISSED
+                    and missed_spec is not None
+                ):
                     try:
                         missed = self.db.get_run(r.run_id)
                         if missed is not None:
@@ -191,7 +192,7 @@ class Scheduler(RunWatcher):
         log.warning(
             "run.missed",
             task=spec.name,
-            status="missed",
+            status=RunStatus.MISSED,
             reason="outage too long to record each time",
             first_after=after.isoformat(),
             recorded_from=start.isoformat(),
@@ -204,7 +205,7 @@ class Scheduler(RunWatcher):
         jitter = timedelta(seconds=policy.jitter_s(spec))
         rows = []
         for d in policy.plan(spec, due, now, recovered=extra):
-            status = "queued" if d.action == "run" else d.action
+            status = RunStatus.QUEUED if d.action == "run" else RunStatus(d.action)
             not_before = max(d.scheduled_for + jitter, now) if d.action == "run" else None
             rows.append(
                 NewRun(
@@ -232,7 +233,7 @@ class Scheduler(RunWatcher):
             return
         waiting: set[str] = set()
         set_aside: set[str] = set()
-        for row in self.db.runs_with_status("queued"):
+        for row in self.db.runs_with_status(RunStatus.QUEUED):
             if (row.not_before is not None and row.not_before > now) or row.task in set_aside:
                 continue
             try:
@@ -248,34 +249,34 @@ class Scheduler(RunWatcher):
         """Start, hold or drop one queued row; False when every slot is taken."""
         spec = self.tasks.get(row.task)
         if spec is None:
-            self._set_status(row, "missed", "task file removed or invalid")
+            self._set_status(row, RunStatus.MISSED, "task file removed or invalid")
             return True
         if not spec.enabled and row.trigger != "manual":
             # A retry or catch-up queued before `pause` is not owed; `trigger` still works.
-            self._set_status(row, "missed", "task paused")
+            self._set_status(row, RunStatus.MISSED, "task paused")
             return True
         busy = [a for a in self.active if a.task == row.task and a.stop_reason is None]
         if busy and not (spec.overlap == "allow" and not row.sequential):
             if row.sequential or row.trigger == "retry" or spec.overlap == "queue":
                 if spec.overlap == "queue" and not row.sequential and row.task in waiting:
-                    self._set_status(row, "skipped_overlap", "a run is already waiting")
+                    self._set_status(row, RunStatus.SKIPPED_OVERLAP, "a run is already waiting")
                 waiting.add(row.task)
                 return True
             if spec.overlap == "skip":
-                self._set_status(row, "skipped_overlap", "previous run still going")
+                self._set_status(row, RunStatus.SKIPPED_OVERLAP, "previous run still going")
                 return True
             for a in busy:  # replace
-                self.stop_run(a, "replaced", time.monotonic())
+                self.stop_run(a, RunStatus.REPLACED, time.monotonic())
         if self.running_count() >= self.config.max_concurrent:
             return False
         self.start(row, spec, now)
         return True
 
-    def _set_status(self, row: RunRow, status: str, reason: str) -> None:
-        with self.db.tx() as c:
-            self.db.set_status(c, row.run_id, status, reason)
+    def _set_status(self, row: RunRow, status: RunStatus, reason: str) -> None:
+        with self.db.tx() as tx:
+            tx.set_status(row.run_id, status, reason)
         log.info(
-            "run.skipped" if status == "skipped_overlap" else "run.missed",
+            "run.skipped" if status == RunStatus.SKIPPED_OVERLAP else "run.missed",
             task=row.task,
             run_id=row.run_id,
             scheduled_for=iso_utc(row.scheduled_for),
@@ -312,8 +313,8 @@ class Scheduler(RunWatcher):
             self.home, self.config, spec, row.run_id, scheduled, run_dir, self.parent_env
         )
         argv = child_argv(self.config, spec, run_dir, self.python)
-        with self.db.tx() as c:
-            claimed = self.db.mark_started(c, row.run_id, started, str(run_dir), None, None)
+        with self.db.tx() as tx:
+            claimed = tx.mark_started(row.run_id, started, str(run_dir), None, None)
         if not claimed:
             log.warning("run.not_started", **fields, reason="no longer queued")
             return
@@ -343,11 +344,8 @@ class Scheduler(RunWatcher):
             )
         )
         try:
-            with self.db.tx() as c:
-                c.execute(
-                    "UPDATE runs SET pid = ?, pid_create_time = ? WHERE run_id = ?",
-                    (popen.pid, created, row.run_id),
-                )
+            with self.db.tx() as tx:
+                tx.set_pid(row.run_id, popen.pid, created)
         except Exception as e:  # a restarted daemon finds the run by its id instead
             self.troubles.failed(e, "start", task=row.task, run_id=row.run_id)
         latency_s = round((started - scheduled).total_seconds(), 3)
@@ -362,7 +360,7 @@ class Scheduler(RunWatcher):
         """Back to `queued` after a failed spawn; if even that cannot be written, a restarted
         daemon records the run `lost` and its time counts as missed."""
         try:
-            with self.db.tx() as c:
-                self.db.unmark_started(c, row.run_id)
+            with self.db.tx() as tx:
+                tx.unmark_started(row.run_id)
         except Exception as e:
             self.troubles.failed(e, "start", task=row.task, run_id=row.run_id)

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import structlog
 
 from bassi_schedd.config.paths import Home
+from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.core.spec import DaemonConfig, NotifySpec, TaskSpec
 from bassi_schedd.notify.delivery import (
     Children,
@@ -139,7 +140,7 @@ class Notifier:
     def time_missed(self, task: TaskSpec, run: RunRow) -> None:
         """A scheduled time was recorded as ``missed``."""
         spec = effective_notify(task, self.config)
-        if spec is not None and run.status == "missed" and "missed" in spec.on:
+        if spec is not None and run.status == RunStatus.MISSED and "missed" in spec.on:
             self._notify(spec, task, run, "missed")
 
     def close(self, timeout_s: float) -> None:

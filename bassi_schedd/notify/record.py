@@ -13,6 +13,7 @@ from typing import Any
 
 from bassi_schedd.core.durations import format_duration_s
 from bassi_schedd.core.records import iso_utc
+from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.core.spec import DaemonConfig, NotifySpec, TaskSpec
 from bassi_schedd.notify.delivery import desktop_argv, program_problem
 from bassi_schedd.runner.outputcap import tail_text
@@ -40,7 +41,7 @@ def effective_healthcheck_url(task: TaskSpec, config: DaemonConfig) -> str | Non
     return url or None
 
 
-def end_event(status: str, previous_ok: bool | None, on: Iterable[str]) -> str | None:
+def end_event(status: RunStatus, previous_ok: bool | None, on: Iterable[str]) -> str | None:
     """The one notify event a finished run raises, given the events the user asked for.
 
     A success right after a failure is ``recovered`` (preferred over ``success`` when both are
@@ -48,20 +49,20 @@ def end_event(status: str, previous_ok: bool | None, on: Iterable[str]) -> str |
     """
     wanted = set(on)
     candidates = {
-        "success": ["recovered", "success"] if previous_ok is False else ["success"],
-        "failed": ["failure"],
-        "timeout": ["timeout"],
+        RunStatus.SUCCESS: ["recovered", "success"] if previous_ok is False else ["success"],
+        RunStatus.FAILED: ["failure"],
+        RunStatus.TIMEOUT: ["timeout"],
     }.get(status, [])
     return next((e for e in candidates if e in wanted), None)
 
 
-def healthcheck_suffix(status: str, exit_code: int | None) -> str | None:
+def healthcheck_suffix(status: RunStatus, exit_code: int | None) -> str | None:
     """The ping for a finished run: "" (success), the exit code, "fail", or None (no ping)."""
-    if status == "success":
+    if status == RunStatus.SUCCESS:
         return ""
-    if status == "failed":
+    if status == RunStatus.FAILED:
         return str(exit_code) if exit_code is not None and 0 < exit_code <= 255 else "fail"
-    if status == "timeout":
+    if status == RunStatus.TIMEOUT:
         return "fail"
     return None  # interrupted, replaced, lost: the run did not finish; the check notices
 

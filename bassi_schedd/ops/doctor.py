@@ -167,12 +167,12 @@ def check_daemon(ctx: Context) -> list[Check]:
 
 def check_last_tick(ctx: Context) -> Check:
     """The running daemon's last tick is at most a few minutes old."""
-    from bassi_schedd.store.state import StateDB
+    from bassi_schedd.store.state import open_existing
 
-    if not ctx.home.state_db.exists():
-        return Check("fail", "last tick", "no state database yet", _restart_fix(ctx))
     try:
-        db = StateDB.open(ctx.home.state_db)
+        db = open_existing(ctx.home)
+        if db is None:
+            return Check("fail", "last tick", "no state database yet", _restart_fix(ctx))
         try:
             raw = db.get_meta("last_tick")
         finally:

@@ -6,7 +6,6 @@ psutil about the process. Nothing here fails because the daemon is down or was n
 
 from __future__ import annotations
 
-import sqlite3
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,20 +16,14 @@ import psutil
 from bassi_schedd import __version__
 from bassi_schedd.config.paths import Home
 from bassi_schedd.core.errors import UserError
+from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.core.schedule import next_times
 from bassi_schedd.store.lock import read_holder
-from bassi_schedd.store.state import RunRow, StateDB, TaskSummary, from_db, to_db
+from bassi_schedd.store.state import QueryError, RunRow, TaskSummary, from_db, open_existing, to_db
 
 # A tick older than this while the daemon runs means it is stuck: it ticks every minute, so two
 # missed ticks plus slack. `status` and `doctor` both judge by this one number.
 STALE_TICK_S = 150.0
-
-
-def open_state(home: Home) -> StateDB | None:
-    """The state DB, or None when no daemon has ever created it; UserError when unreadable."""
-    if not home.state_db.exists():
-        return None
-    return StateDB.open(home.state_db)  # StateDBError: one sentence naming the file
 
 
 @dataclass(frozen=True)
@@ -141,7 +134,7 @@ def gather(home: Home, now: datetime | None = None) -> Status:
     """Collect the status of ``home``'s daemon and tasks."""
     now = now or datetime.now(UTC)
     st = Status(home=home, now=now)
-    db = open_state(home)
+    db = open_existing(home)  # StateDBError: one sentence naming the file
     meta: dict[str, str | None] = {}
     summaries: dict[str, TaskSummary] = {}
     if db is not None:
@@ -150,12 +143,12 @@ def gather(home: Home, now: datetime | None = None) -> Status:
             for key in ("last_tick", "daemon_started", "version", "daemon_pid"):
                 meta[key] = db.get_meta(key)
             summaries = db.task_summaries()
-            for run in db.runs_with_status("running"):
+            for run in db.runs_with_status(RunStatus.RUNNING):
                 started = run.started_at
                 elapsed_s = None if started is None else (now - started).total_seconds()
                 st.running.append(RunningRun(run, elapsed_s))
-            st.queued = len(db.runs_with_status("queued"))
-        except sqlite3.Error as e:
+            st.queued = len(db.runs_with_status(RunStatus.QUEUED))
+        except QueryError as e:
             raise UserError(f"cannot read the state database {home.state_db}: {e}") from None
         finally:
             db.close()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from bassi_schedd.config.paths import FILE_MODE, make_private_dir
 from bassi_schedd.core.errors import UserError
 from bassi_schedd.core.records import NewRun, reroll_run_id, to_db
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -75,7 +75,15 @@ UPDATE runs SET foreground = 1
     WHERE trigger = 'manual' AND status = 'running' AND pid_create_time IS NULL AND pid IS NOT NULL
 """
 
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2}
+# v3: why the daemon is stopping a run gets its own column. v2 wrote it over `detail` as
+# "stopping: REASON", which lost the row's detail and hid a state in free text.
+_SCHEMA_V3 = """
+ALTER TABLE runs ADD COLUMN stop_reason TEXT;
+UPDATE runs SET stop_reason = substr(detail, 11), detail = NULL
+    WHERE substr(detail, 1, 10) = 'stopping: '
+"""
+
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
 
 ID_TRIES = 20  # fresh random parts tried before a taken run id is an error
 # The conflict target names the partial index, so only "this time already has its live row" is
@@ -117,6 +125,11 @@ def is_disk_full(exc: BaseException) -> bool:
         full = code in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR_SHMSIZE)
         return full or "database or disk is full" in str(exc)
     return getattr(exc, "disk_full", False) is True  # a StateDBError that came from one
+
+
+# What a statement on an open state DB may raise (locked too long, damaged, a full disk). Other
+# packages catch it by this name, so that only the store imports sqlite3.
+QueryError = sqlite3.Error
 
 
 class StateDBError(UserError):
@@ -180,7 +193,7 @@ def _migrate(conn: sqlite3.Connection, path: Path) -> None:
 
 
 def insert_run(
-    c: sqlite3.Connection,
+    execute: Callable[[str, Sequence[object]], sqlite3.Cursor],
     sql: str,
     run_id: str,
     params_for: Callable[[str], tuple[object, ...]],
@@ -188,7 +201,7 @@ def insert_run(
     """Run one insert of a run row, re-drawing a taken run id; return (id used, rows inserted)."""
     for _ in range(ID_TRIES):
         try:
-            return run_id, c.execute(sql, params_for(run_id)).rowcount
+            return run_id, execute(sql, params_for(run_id)).rowcount
         except sqlite3.IntegrityError as e:
             if "UNIQUE constraint failed: runs.run_id" not in str(e):
                 raise

@@ -48,19 +48,18 @@ def add_run(
     tokens: tuple[int, int] | None = None,
 ) -> None:
     """One history row as the daemon writes it: queued, started, finished (or never started)."""
-    with db.tx() as c:
-        db.first_seen(c, task, at)
+    with db.tx() as tx:
+        tx.first_seen(task, at)
         sched = at if trigger != "retry" else at - timedelta(minutes=1)
-        db.insert_runs(c, [NewRun(run_id, task, trigger, sched, "queued", attempt=attempt)], at)
+        tx.insert_runs([NewRun(run_id, task, trigger, sched, "queued", attempt=attempt)], at)
         if duration_s is None:
-            db.set_status(c, run_id, status)
+            tx.set_status(run_id, status)
             return
-        db.mark_started(c, run_id, at, f"/runs/{task}/{run_id}", None, None)
+        tx.mark_started(run_id, at, f"/runs/{task}/{run_id}", None, None)
     run = db.get_run(run_id)
     assert run is not None
-    with db.tx() as c:
-        db.finish(
-            c,
+    with db.tx() as tx:
+        tx.record_end(
             run,
             status,
             exit_code,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from datetime import UTC, datetime
@@ -94,9 +95,9 @@ def test_run_whose_pid_was_never_saved_is_found_by_its_id(
     run_dir = home.run_dir("orphan", "r-unsaved")
     run_dir.mkdir(parents=True)
     db = StateDB.open(home.state_db)
-    with db.tx() as c:  # the state a kill -9 between "mark running" and "save pid" leaves
-        db.insert_runs(c, [NewRun("r-unsaved", "orphan", "manual", now, "queued")], now)
-        db.mark_started(c, "r-unsaved", now, str(run_dir), None, None)
+    with db.tx() as tx:  # the state a kill -9 between "mark running" and "save pid" leaves
+        tx.insert_runs([NewRun("r-unsaved", "orphan", "manual", now, "queued")], now)
+        tx.mark_started("r-unsaved", now, str(run_dir), None, None)
     db.close()
     env = {"PATH": "/usr/bin:/bin", "BASSI_RUN_ID": "r-unsaved", "BASSI_RUN_DIR": str(run_dir)}
     child = spawn(["/bin/sh", "-c", "sleep 2; exit 4"], env, run_dir, run_dir)
@@ -143,3 +144,58 @@ def test_execute_run_whose_pid_was_reused_is_lost_not_alive_forever(
         for p in (stranger, live):
             p.kill()
             p.wait()
+
+
+def test_a_run_being_stopped_in_a_version_2_state_db_is_stopped_by_the_next_daemon(
+    home: Home, write_task, daemon: Start, cli
+) -> None:
+    """An old daemon (schema v2, the stop noted as "stopping: timeout" in `detail`) died while
+    it stopped a run. The new daemon migrates the file, adopts the run and finishes the stop:
+    the run ends `timeout` (not `success` an hour later, not `lost`), and old history stays."""
+    import sqlite3
+
+    from bassi_schedd.runner.process import create_time, spawn
+    from bassi_schedd.store.schema import MIGRATIONS
+
+    write_task("slow", 'schedule = "0 0 1 1 *"\ntimezone = "UTC"\ncommand = ["/bin/true"]\n')
+    run_dir = home.run_dir("slow", "r-stopping")
+    run_dir.mkdir(parents=True)
+    env = {"PATH": "/usr/bin:/bin", "BASSI_RUN_ID": "r-stopping", "BASSI_RUN_DIR": str(run_dir)}
+    child = spawn(["/bin/sh", "-c", "sleep 60"], env, run_dir, run_dir)
+    try:
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        old = sqlite3.connect(home.state_db)
+        old.executescript(MIGRATIONS[1])
+        old.executescript(MIGRATIONS[2])
+        old.execute("PRAGMA user_version = 2")
+        old.execute(
+            "INSERT INTO runs (run_id, task, trigger, scheduled_for, started_at, ended_at, "
+            "status, exit_code, created_at) VALUES ('r-old', 'slow', 'manual', "
+            "'2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00', "
+            "'2026-01-01T00:00:01+00:00', 'success', 0, '2026-01-01T00:00:00+00:00')"
+        )
+        old.execute(
+            "INSERT INTO runs (run_id, task, trigger, scheduled_for, started_at, status, run_dir, "
+            "pid, pid_create_time, created_at, detail) VALUES ('r-stopping', 'slow', 'manual', "
+            "?, ?, 'running', ?, ?, ?, ?, 'stopping: timeout')",
+            (now, now, str(run_dir), child.pid, create_time(child.pid), now),
+        )
+        old.commit()
+        old.close()
+        d = daemon()
+        d.wait_ready()
+        wait_for(lambda: runs(home)[-1]["status"] == "timeout", 20)
+        assert child.wait(10) is not None  # the whole run is gone, by the new daemon's hand
+        rows = [(r["run_id"], r["status"], r["detail"], r["stop_reason"]) for r in runs(home)]
+        assert rows == [
+            ("r-old", "success", None, None),
+            ("r-stopping", "timeout", None, "timeout"),
+        ]
+        assert '"run.adopted"' in d.output()
+        history = cli("history", "--json")
+        assert [r["run_id"] for r in json.loads(history.stdout)["runs"]] == ["r-stopping", "r-old"]
+        assert d.stop() == 0
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()

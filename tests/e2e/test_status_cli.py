@@ -192,9 +192,9 @@ def test_done_one_shot_is_counted_and_not_next(home: Home, write_task) -> None:
     now = datetime(2026, 4, 1, tzinfo=UTC)
     assert gather(home, now).next_run == ("once", datetime(2026, 5, 1, 10, tzinfo=UTC))
     db = StateDB.open(home.state_db)
-    with db.tx() as c:
-        db.first_seen(c, "once", now)
-        db.set_done(c, "once")
+    with db.tx() as tx:
+        tx.first_seen("once", now)
+        tx.set_done("once")
     db.close()
     st = gather(home, now)
     assert st.done == ["once"]

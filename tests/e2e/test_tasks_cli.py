@@ -48,11 +48,11 @@ def record_history(home: Home) -> None:
     try:
         start = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
         db.start_manual_run("good", "r1", lambda _: "/tmp/r1", 1, None, start)
-        db.finish_run("r1", "failed", 1, start + timedelta(seconds=5))
+        db.end_manual_run("r1", "failed", 1, start + timedelta(seconds=5))
         db.start_manual_run("once", "r2", lambda _: "/tmp/r2", 1, None, start)
-        db.finish_run("r2", "success", 0, start + timedelta(seconds=5))
-        with db.tx() as c:
-            db.set_done(c, "once")
+        db.end_manual_run("r2", "success", 0, start + timedelta(seconds=5))
+        with db.tx() as tx:
+            tx.set_done("once")
     finally:
         db.close()
 

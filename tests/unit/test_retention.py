@@ -95,7 +95,7 @@ def test_history_rows_stay(home: Home) -> None:
         started = run_id_time(run_id)
         assert started is not None
         db.start_manual_run("a", run_id, lambda rid: str(home.run_dir("a", rid)), 1, None, started)
-        db.finish_run(run_id, "success", 0, started + timedelta(seconds=3))
+        db.end_manual_run(run_id, "success", 0, started + timedelta(seconds=3))
     assert prune_runs(home, 30, 100, NOW, set()) == 2
     assert left(home, "a") == set()
     assert sorted(r.run_id for r in db.recent_runs("a", 10)) == sorted(ids)

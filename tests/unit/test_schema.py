@@ -99,3 +99,43 @@ def test_a_version_1_file_migrates_and_keeps_its_rows(db_path: Path) -> None:
     ]
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     conn.close()
+
+
+def test_a_version_2_file_migrates_and_keeps_its_rows(db_path: Path) -> None:
+    """v2 kept why the daemon was stopping a run in `detail` ("stopping: timeout"); v3 moves it
+    into stop_reason, so a run being stopped when the daemon died is still finished as such."""
+    from bassi_schedd.store.schema import MIGRATIONS
+    from bassi_schedd.store.state import StateDB
+
+    db_path.parent.mkdir(parents=True)
+    old = sqlite3.connect(db_path)
+    old.executescript(MIGRATIONS[1])
+    old.executescript(MIGRATIONS[2])
+    old.execute("PRAGMA user_version = 2")
+    insert = (
+        "INSERT INTO runs (run_id, task, trigger, status, detail, pid, created_at) "
+        "VALUES (?, 't', 'schedule', ?, ?, ?, '2026-01-01T00:00:00+00:00')"
+    )
+    old.execute(insert, ("stopping", "running", "stopping: timeout", 4242))
+    old.execute(insert, ("was-replaced", "replaced", "stopping: replaced", None))
+    old.execute(insert, ("paused", "missed", "task paused", None))
+    old.execute(insert, ("done", "success", None, None))
+    old.commit()
+    old.close()
+    conn = connect(db_path, 1.0)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    rows = conn.execute("SELECT run_id, status, detail, stop_reason FROM runs ORDER BY seq")
+    assert [tuple(r) for r in rows] == [
+        ("stopping", "running", None, "timeout"),
+        ("was-replaced", "replaced", None, "replaced"),
+        ("paused", "missed", "task paused", None),
+        ("done", "success", None, None),
+    ]
+    conn.close()
+    db = StateDB.open(db_path)
+    try:
+        (running,) = db.runs_with_status("running")
+        assert (running.run_id, running.pid, running.stop_reason) == ("stopping", 4242, "timeout")
+        assert "stop_reason" not in running.public()  # the daemon's bookkeeping, not history
+    finally:
+        db.close()

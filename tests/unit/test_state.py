@@ -23,8 +23,8 @@ def db(home: Home) -> StateDB:
 
 
 def insert(db: StateDB, *rows: NewRun) -> None:
-    with db.tx() as c:
-        db.insert_runs(c, rows, T0)
+    with db.tx() as tx:
+        tx.insert_runs(rows, T0)
 
 
 def test_one_live_row_per_scheduled_time(db: StateDB) -> None:
@@ -35,8 +35,8 @@ def test_one_live_row_per_scheduled_time(db: StateDB) -> None:
     insert(db, NewRun("r3", "t", "retry", T0, "queued", attempt=2))
     insert(db, NewRun("r4", "t", "manual", T0, "queued"))
     assert len(db.runs_with_status("queued")) == 3
-    with db.tx() as c:
-        db.set_status(c, "r1", "interrupted")
+    with db.tx() as tx:
+        tx.set_status("r1", "interrupted")
     insert(db, NewRun("r5", "t", "catchup", T0, "queued"))  # allowed after interrupted
     assert db.get_run("r5") is not None
 
@@ -44,9 +44,8 @@ def test_one_live_row_per_scheduled_time(db: StateDB) -> None:
 def test_a_taken_run_id_is_redrawn_never_dropped(db: StateDB) -> None:
     taken = "20261101T090000Z-abcdef"
     insert(db, NewRun(taken, "a", "schedule", T0, "queued"))
-    with db.tx() as c:
-        inserted = db.insert_runs(
-            c,
+    with db.tx() as tx:
+        inserted = tx.insert_runs(
             [
                 NewRun(taken, "b", "schedule", T0, "queued"),  # same id, other task
                 NewRun("fresh", "a", "catchup", T0, "queued"),  # a's time already has its row
@@ -79,25 +78,25 @@ def test_other_constraint_failures_are_not_mistaken_for_a_taken_id(db: StateDB) 
 def test_orphaned_times_until_caught_up(db: StateDB) -> None:
     insert(db, NewRun("a", "t", "schedule", T0, "queued"))
     insert(db, NewRun("b", "u", "schedule", T0, "queued"))
-    with db.tx() as c:
-        db.set_status(c, "a", "lost")
-        db.set_status(c, "b", "interrupted")
+    with db.tx() as tx:
+        tx.set_status("a", "lost")
+        tx.set_status("b", "interrupted")
     assert db.orphaned_times() == [("t", T0), ("u", T0)]
     insert(db, NewRun("c", "t", "catchup", T0, "missed"))
     assert db.orphaned_times() == [("u", T0)]
 
 
 def test_last_checked_never_moves_backwards(db: StateDB) -> None:
-    with db.tx() as c:
-        db.first_seen(c, "t", T0)
-        db.set_last_checked(c, "t", T0 + timedelta(minutes=5))
-        db.set_last_checked(c, "t", T0 - timedelta(hours=1))
+    with db.tx() as tx:
+        tx.first_seen("t", T0)
+        tx.set_last_checked("t", T0 + timedelta(minutes=5))
+        tx.set_last_checked("t", T0 - timedelta(hours=1))
     assert db.last_checked()["t"] == T0 + timedelta(minutes=5)
 
 
 def test_finish_records_duration_and_last_status(db: StateDB) -> None:
     db.start_manual_run("t", "m1", lambda _: "/tmp/x", 123, None, T0)
-    db.finish_run(
+    db.end_manual_run(
         "m1",
         "failed",
         2,
@@ -112,15 +111,15 @@ def test_finish_records_duration_and_last_status(db: StateDB) -> None:
     s = db.task_summaries()["t"]
     assert (s.last_status, s.last_ok) == ("failed", False)
     with pytest.raises(KeyError):
-        db.finish_run("nope", "success", 0, T0)
+        db.end_manual_run("nope", "success", 0, T0)
 
 
 def test_requests_are_taken_once(db: StateDB) -> None:
     db.add_request("t", T0)
-    with db.tx() as c:
-        assert db.take_requests(c) == [("t", T0)]
-    with db.tx() as c:
-        assert db.take_requests(c) == []
+    with db.tx() as tx:
+        assert tx.take_requests() == [("t", T0)]
+    with db.tx() as tx:
+        assert tx.take_requests() == []
 
 
 def test_timestamps_are_canonical_utc() -> None:
@@ -137,10 +136,10 @@ import os, signal
 from datetime import UTC, datetime
 from bassi_schedd.store.state import StateDB, NewRun
 db = StateDB.open(__import__('pathlib').Path({str(home.state_db)!r}))
-db.conn.execute("BEGIN IMMEDIATE")
 now = datetime.now(UTC)
-db.insert_runs(db.conn, [NewRun(f"r{{i}}", "t", "manual", now, "queued") for i in range(500)], now)
-os.kill(os.getpid(), signal.SIGKILL)
+with db.tx() as tx:
+    tx.insert_runs([NewRun(f"r{{i}}", "t", "manual", now, "queued") for i in range(500)], now)
+    os.kill(os.getpid(), signal.SIGKILL)
 """
     p = subprocess.run([sys.executable, "-c", code], capture_output=True)
     assert p.returncode == -9
@@ -160,3 +159,28 @@ def test_daemon_facts_in_meta_use_the_store_encoding(home: Home, cli) -> None:
             assert raw is not None and raw == to_db(from_db(raw)), (key, raw)
     finally:
         db.close()
+
+
+def test_a_transaction_cannot_be_used_after_its_block(db: StateDB) -> None:
+    with db.tx() as tx:
+        tx.first_seen("t", T0)
+    with pytest.raises(RuntimeError, match="the transaction has ended"):
+        tx.set_done("t")
+    assert db.last_checked() == {"t": T0}
+    assert not db.task_summaries()["t"].done
+
+
+def test_open_existing_opens_only_a_state_db_that_is_there(home: Home) -> None:
+    from bassi_schedd.store.state import StateDBError, open_existing
+
+    assert open_existing(home) is None
+    assert not home.state_db.exists()  # looking creates nothing
+    home.state_db.parent.mkdir(parents=True, exist_ok=True)
+    home.state_db.write_bytes(b"not sqlite at all " * 100)
+    with pytest.raises(StateDBError, match=r"^cannot read the state database .*state\.db: file"):
+        open_existing(home)
+    home.state_db.unlink()
+    StateDB.open(home.state_db).close()
+    db = open_existing(home)
+    assert db is not None
+    db.close()

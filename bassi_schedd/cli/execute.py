@@ -29,8 +29,6 @@ from bassi_schedd.core.spec import TaskSpec
 from bassi_schedd.runner.outputcap import trim_output
 from bassi_schedd.runner.process import EXIT_CODE_FILE, create_time
 
-KILL_GRACE_S = 10.0
-
 
 def main(args: argparse.Namespace, home: Home) -> int:
     """Dispatch the two forms of ``execute``."""
@@ -97,7 +95,7 @@ def _load(home: Home, ref: str) -> tuple[Any, TaskSpec]:
 
 def execute_task(home: Home, ref: str) -> int:
     """Run a task now in the foreground and record it as a ``manual`` run."""
-    from bassi_schedd.core.records import new_run_id
+    from bassi_schedd.core.records import as_integer, as_number, new_run_id
     from bassi_schedd.runner.rundir import child_env, prepare_run_dir
     from bassi_schedd.store.state import StateDB
 
@@ -140,9 +138,9 @@ def execute_task(home: Home, ref: str) -> int:
                 _status(rc),
                 rc,
                 datetime.now(UTC),
-                cost_usd=_number(result.get("total_cost_usd")),
-                input_tokens=_integer(usage.get("input_tokens")),
-                output_tokens=_integer(usage.get("output_tokens")),
+                cost_usd=as_number(result.get("total_cost_usd")),
+                input_tokens=as_integer(usage.get("input_tokens")),
+                output_tokens=as_integer(usage.get("output_tokens")),
             )
     finally:
         db.close()
@@ -163,12 +161,13 @@ def _agent_in_foreground(
     task: TaskSpec, run_dir: Path, env: dict[str, str]
 ) -> tuple[int, dict[str, Any]]:
     from bassi_schedd.agent.executor import execute_run_dir as run
+    from bassi_schedd.runner.spawn import CHILD_UMASK
 
     # The same environment and umask as a daemon run, so "works here, fails from the daemon"
     # shows up here first. This process ends with the run, so changing its own is fine.
     os.environ.clear()
     os.environ.update(env)
-    os.umask(0o077)
+    os.umask(CHILD_UMASK)
     with _tee_output(run_dir / "output.log"):
         rc, data = run(run_dir, on_message=_print_message, timeout_s=task.timeout_s)
         _print_summary(rc, data)
@@ -213,7 +212,8 @@ def _command_in_foreground(task: TaskSpec, run_id: str, run_dir: Path, env: dict
     As in the daemon, the run ends when its main process exits; processes it left running are
     noted in output.log and stopped (SIGTERM, SIGKILL after the grace).
     """
-    from bassi_schedd.runner.process import become_subreaper, leftover_note
+    from bassi_schedd.runner.process import leftover_note
+    from bassi_schedd.runner.spawn import ChildSpec, become_subreaper, start_child
 
     assert task.command is not None
     # Orphans of the run (double fork, setsid, cleared environment) come back to this process,
@@ -221,16 +221,8 @@ def _command_in_foreground(task: TaskSpec, run_id: str, run_dir: Path, env: dict
     become_subreaper()
     log_fd = os.open(run_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
     try:
-        proc = subprocess.Popen(
-            list(task.command),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            cwd=task.cwd,
-            env=env,
-            start_new_session=True,
-            umask=0o077,
-        )
+        # Output through a pipe we copy (to the terminal too); no wrapper, we wait for it.
+        proc = start_child(ChildSpec(task.command, env, task.cwd))
     except OSError as e:
         os.close(log_fd)
         raise UserError(f"cannot start {task.command[0]}: {e.strerror or e}") from None
@@ -321,32 +313,21 @@ def _leftovers(root_pid: int, run_id: str) -> list[int]:
 
 def _stop_all(proc: subprocess.Popen[bytes], run_id: str) -> None:
     """SIGTERM the run and its leftovers, SIGKILL what is left after the grace; reap them all."""
-    from bassi_schedd.runner.process import reap_strays, signal_run
+    import psutil
 
-    def signal_all(sig: int) -> None:
-        signal_run(proc.pid, run_id, sig)
-        for pid in _leftovers(proc.pid, run_id):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, sig)
+    from bassi_schedd.runner.kill import KILL_GRACE_S, stop_tree
+    from bassi_schedd.runner.process import reap_strays, run_processes, untracked_children
 
-    signal_all(signal.SIGTERM)
-    deadline = time.monotonic() + KILL_GRACE_S
-    while time.monotonic() < deadline:
+    def find() -> list[psutil.Process]:
+        procs = run_processes(proc.pid, run_id)
+        for pid in untracked_children({proc.pid}):
+            with contextlib.suppress(psutil.Error):
+                procs.append(psutil.Process(pid))
+        return procs
+
+    def reap() -> None:
+        proc.poll()
         reap_strays({proc.pid})
-        if proc.poll() is not None and not _leftovers(proc.pid, run_id):
-            return
-        time.sleep(0.1)  # each look scans every process's environment: not too often
-    signal_all(signal.SIGKILL)
+
+    stop_tree(proc.pid, find, KILL_GRACE_S, reap=reap, settle_s=5.0)
     proc.wait()
-    reap_until = time.monotonic() + 5.0
-    while _leftovers(proc.pid, run_id) and time.monotonic() < reap_until:
-        reap_strays({proc.pid})
-        time.sleep(0.1)
-
-
-def _number(v: object) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-
-
-def _integer(v: object) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None

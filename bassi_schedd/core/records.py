@@ -124,3 +124,13 @@ class NewRun:
     not_before: datetime | None = None
     sequential: bool = False
     detail: str | None = None
+
+
+def as_number(value: object) -> float | None:
+    """A JSON value as a float when it is a number (a bool is not), else None."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def as_integer(value: object) -> int | None:
+    """A JSON value as an int when it is a whole number (a bool is not), else None."""
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None

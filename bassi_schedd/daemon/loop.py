@@ -28,14 +28,13 @@ from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.daemon.guard import Troubles
 from bassi_schedd.daemon.homewatch import HomeWatch
 from bassi_schedd.daemon.recovery import recover
-from bassi_schedd.daemon.runwatch import KILL_GRACE_S, wall_now
+from bassi_schedd.daemon.runwatch import wall_now
 from bassi_schedd.daemon.scheduler import Scheduler
 from bassi_schedd.daemon.sdnotify import notify, watchdog_interval_s
 from bassi_schedd.notify.notifier import Notifier
-from bassi_schedd.runner.process import (
-    become_subreaper,
-    signal_run,
-)
+from bassi_schedd.runner.kill import KILL_GRACE_S
+from bassi_schedd.runner.process import signal_run
+from bassi_schedd.runner.spawn import become_subreaper
 from bassi_schedd.store.lock import LockBusyError, PidLock
 from bassi_schedd.store.state import StateDB, StateDBError
 

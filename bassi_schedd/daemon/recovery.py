@@ -16,8 +16,8 @@ import structlog
 from bassi_schedd.config.paths import Home
 from bassi_schedd.core.records import iso_utc
 from bassi_schedd.core.runstatus import RunStatus
-from bassi_schedd.daemon.runwatch import KILL_GRACE_S
 from bassi_schedd.daemon.scheduler import Scheduler
+from bassi_schedd.runner.kill import KILL_GRACE_S
 from bassi_schedd.runner.process import Active, create_time, find_run_root, is_alive, read_exit_code
 from bassi_schedd.store.state import RunRow
 

@@ -19,11 +19,12 @@ import structlog
 
 from bassi_schedd.core import policy
 from bassi_schedd.core.limits import DEFAULT_MAX_OUTPUT_BYTES
-from bassi_schedd.core.records import iso_utc, new_run_id
+from bassi_schedd.core.records import as_integer, as_number, iso_utc, new_run_id
 from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.core.spec import TaskSpec
 from bassi_schedd.daemon.guard import Troubles
 from bassi_schedd.notify.notifier import Notifier
+from bassi_schedd.runner.kill import KILL_GRACE_S
 from bassi_schedd.runner.outputcap import trim_output
 from bassi_schedd.runner.process import (
     Active,
@@ -31,15 +32,14 @@ from bassi_schedd.runner.process import (
     reap_strays,
     run_processes,
     running_pids,
-    runs_are_subreapers,
     signal_run,
     untracked_children,
 )
+from bassi_schedd.runner.spawn import runs_are_subreapers
 from bassi_schedd.store.state import NewRun, RunRow, StateDB
 
 log = structlog.get_logger()
 
-KILL_GRACE_S = 10.0
 # While runs go on, wake at least this often to keep their output.log under max_output.
 OUTPUT_CHECK_S = 5.0
 
@@ -226,9 +226,9 @@ class RunWatcher:
                 rc,
                 ended,
                 detail=reason or None,
-                cost_usd=_num(result.get("total_cost_usd")),
-                input_tokens=_int(_usage(result, "input_tokens")),
-                output_tokens=_int(_usage(result, "output_tokens")),
+                cost_usd=as_number(result.get("total_cost_usd")),
+                input_tokens=as_integer(_usage(result, "input_tokens")),
+                output_tokens=as_integer(_usage(result, "output_tokens")),
             )
             if retry_at is not None:
                 retry = NewRun(
@@ -252,7 +252,7 @@ class RunWatcher:
             status=status,
             exit_code=rc,
             duration_s=duration_s,
-            cost_usd=_num(result.get("total_cost_usd")),
+            cost_usd=as_number(result.get("total_cost_usd")),
             error=reason or result.get("error"),
         )
         if self.notifier is not None and spec is not None:
@@ -325,11 +325,3 @@ def _read_result(run_dir: Path) -> dict[str, object]:
 def _usage(result: dict[str, object], key: str) -> object:
     usage = result.get("usage")
     return usage.get(key) if isinstance(usage, dict) else None
-
-
-def _num(v: object) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-
-
-def _int(v: object) -> int | None:
-    return int(v) if isinstance(v, int) and not isinstance(v, bool) else None

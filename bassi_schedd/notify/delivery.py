@@ -3,10 +3,10 @@
 Every function here blocks (it runs on a Notifier worker thread, never on the scheduler's) and
 returns an :class:`Outcome` instead of raising.
 
-Notify programs run behind a one-line ``/bin/sh`` wrapper that writes the program's exit status
-to a private file. The daemon is a child subreaper and reaps children it does not track, so it
-may collect our child's exit status before ``Popen.wait`` does (Python then reports 0); the file
-is the reliable source.
+Notify programs are started with ``runner.spawn`` behind its exit-code wrapper, the file in a
+private temporary folder. The daemon is a child subreaper and reaps children it does not track,
+so it may collect our child's exit status before ``Popen.wait`` does (Python then reports 0);
+the file is the reliable source.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,12 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import psutil
-
 from bassi_schedd import __version__
+from bassi_schedd.runner.kill import stop_tree, tree_of
+from bassi_schedd.runner.outputcap import tail_text
+from bassi_schedd.runner.spawn import ChildSpec, read_exit_status, start_child
 
-_WRAPPER = 'f=$1; shift; "$@"; echo "$?" > "$f"'
-KILL_GRACE_S = 1.0
+# Shorter than a run's grace: a notify program's whole delivery is bounded (``run --once``
+# waits 35 s for a program limited to 30 s).
+PROGRAM_KILL_GRACE_S = 1.0
 OUTPUT_LOG_CHARS = 300
 
 
@@ -83,7 +84,7 @@ class Children:
             self.abandoned = True
             pids = list(self._pids)
         for pid in pids:
-            kill_tree(pid, grace_s=0.0)
+            stop_tree(pid, tree_of(pid), grace_s=0.0)
         return len(pids)
 
 
@@ -125,20 +126,18 @@ def run_program(
     program = resolve_program(argv[0], search_path) or argv[0]
     with tempfile.TemporaryDirectory(prefix="bassi-notify-") as tmp:
         status_file, out_file = Path(tmp) / "status", Path(tmp) / "output"
-        wrapped = ["/bin/sh", "-c", _WRAPPER, "bassi-notify", str(status_file), program, *argv[1:]]
+        child = ChildSpec(
+            (program, *argv[1:]),
+            env,
+            cwd if cwd.is_dir() else env.get("HOME", "/"),
+            output=out_file,
+            stdin_pipe=True,
+            exit_code_file=status_file,
+            name="bassi-notify",
+        )
         try:
-            with out_file.open("wb") as out, children.starting():
-                proc = subprocess.Popen(
-                    wrapped,
-                    stdin=subprocess.PIPE,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=cwd if cwd.is_dir() else env.get("HOME", "/"),
-                    start_new_session=True,
-                    umask=0o077,
-                    close_fds=True,
-                )
+            with children.starting():
+                proc = start_child(child)
                 children.add(proc.pid)
         except OSError as e:
             return Outcome(False, f"cannot start {program}: {e.strerror or e}")
@@ -147,56 +146,22 @@ def run_program(
             proc.communicate(stdin_data, timeout=limit_s)
         except subprocess.TimeoutExpired:
             timed_out = True
-            kill_tree(proc.pid, KILL_GRACE_S)
+            stop_tree(proc.pid, tree_of(proc.pid), PROGRAM_KILL_GRACE_S, reap=proc.poll)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=5.0)
         finally:
             children.discard(proc.pid)
-        output = _tail_text(out_file, OUTPUT_LOG_CHARS)
+        output = tail_text(out_file, OUTPUT_LOG_CHARS).strip()
         if timed_out:
             return Outcome(False, f"killed after {limit_s:g}s without finishing", output)
         if children.abandoned:
             return Outcome(False, "killed: the daemon stopped", output)
-        rc = _read_status(status_file)
+        rc = read_exit_status(status_file)
         if rc is None:
             return Outcome(False, "ended without an exit status (killed by a signal?)", output)
         if rc != 0:
             return Outcome(False, f"exited with status {rc}", output)
         return Outcome(True, "exit status 0", output)
-
-
-def kill_tree(pid: int, grace_s: float) -> None:
-    """SIGTERM the session ``pid`` leads and every descendant; SIGKILL survivors after grace."""
-    try:
-        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    except psutil.Error:
-        procs = []
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if sig == signal.SIGKILL and grace_s > 0:
-            _, procs = psutil.wait_procs(procs, timeout=grace_s)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig)
-        for p in procs:
-            with contextlib.suppress(psutil.Error):
-                p.send_signal(sig)
-
-
-def _read_status(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def _tail_text(path: Path, max_chars: int) -> str:
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(f.tell() - max_chars * 4, 0))
-            data = f.read()
-    except OSError:
-        return ""
-    return data.decode("utf-8", errors="replace")[-max_chars:].strip()
 
 
 # -- HTTP pings ---------------------------------------------------------------------------------

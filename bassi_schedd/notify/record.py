@@ -16,6 +16,7 @@ from bassi_schedd.core.records import iso_utc
 from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.core.spec import DaemonConfig, NotifySpec, TaskSpec
 from bassi_schedd.notify.delivery import desktop_argv, program_problem
+from bassi_schedd.runner.outputcap import tail_text
 from bassi_schedd.store.state import RunRow
 
 OUTPUT_TAIL_LINES = 50
@@ -95,15 +96,7 @@ def run_record(task: TaskSpec, run: RunRow, event: str, missed_count: int = 1) -
 
 def output_tail(path: Path, lines: int = OUTPUT_TAIL_LINES) -> str:
     """The last ``lines`` lines of a run's output.log (at most 16,000 characters)."""
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(f.tell() - OUTPUT_TAIL_MAX_CHARS * 4, 0))
-            data = f.read()
-    except OSError:
-        return ""
-    text = data.decode("utf-8", errors="replace")
-    return "".join(text.splitlines(keepends=True)[-lines:])[-OUTPUT_TAIL_MAX_CHARS:]
+    return tail_text(path, OUTPUT_TAIL_MAX_CHARS, lines)
 
 
 def notify_problems(

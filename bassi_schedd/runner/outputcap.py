@@ -94,3 +94,19 @@ def _trim(fd: int, size: int, max_bytes: int) -> Trimmed:
             break
     os.ftruncate(fd, write_at)
     return Trimmed(removed, first=old is None)
+
+
+def tail_text(path: Path, max_chars: int, lines: int | None = None) -> str:
+    """The end of an output file as text: its last ``lines`` lines (all if None), at most
+    ``max_chars`` characters; "" when it cannot be read. Reads only the file's end."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(f.tell() - max_chars * 4, 0))  # UTF-8 takes at most 4 bytes a character
+            data = f.read()
+    except OSError:
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    if lines is not None:
+        text = "".join(text.splitlines(keepends=True)[-lines:])
+    return text[-max_chars:]

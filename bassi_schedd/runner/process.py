@@ -1,10 +1,11 @@
-"""Starting a run as an isolated child and ending its whole process tree.
+"""Which processes make up a run, and the daemon's view of the runs it watches.
 
-A run is started through a one-line ``/bin/sh`` wrapper that records the command's exit code in
-the run folder: if the daemon dies, the next daemon adopts the still-running child and can still
-learn how it ended. Children get their own session, so a timeout can signal the group; psutil
-finds descendants that escaped into their own groups or sessions, and on Linux the daemon becomes
-a child subreaper so orphans are re-parented to it (and reaped) instead of to init.
+A run is started (:func:`spawn`, through ``spawn.start_child``) behind the exit-code wrapper,
+which records the command's exit code in the run folder: if the daemon dies, the next daemon
+adopts the still-running child and can still learn how it ended. Children get their own session,
+so a timeout can signal the group; psutil finds descendants that escaped into their own groups
+or sessions, and on Linux the daemon becomes a child subreaper so orphans are re-parented to it
+(and reaped) instead of to init.
 
 On Linux each run's wrapper is a child subreaper too: a process that double-forks away from the
 run (and clears its environment) is re-parented to the wrapper, so it stays in the run's tree for
@@ -15,80 +16,38 @@ processes reach the daemon, and then they can only come from a run whose wrapper
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
 
-from bassi_schedd.config.paths import FILE_MODE
+from bassi_schedd.runner.kill import running, signal_tree
+from bassi_schedd.runner.spawn import ChildSpec, read_exit_status, start_child
 
 EXIT_CODE_FILE = "exit_code"
-_WRAPPER = '"$@"; rc=$?; echo "$rc" > "$BASSI_RUN_DIR/exit_code"; exit "$rc"'
-_PR_SET_CHILD_SUBREAPER = 36
-# Set once this process is a subreaper: then the runs it spawns become subreapers as well.
-_run_preexec: Callable[[], None] | None = None
-
-
-def become_subreaper() -> bool:
-    """On Linux, adopt our orphaned descendants so none escapes to init (best effort).
-
-    From then on :func:`spawn` makes each run's wrapper a subreaper too (see the module notes).
-    """
-    global _run_preexec
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        prctl = libc.prctl
-        if int(prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) != 0:
-            return False
-    except (OSError, AttributeError):
-        return False
-
-    def child_becomes_subreaper() -> None:
-        # Runs in the forked child before exec. It only calls a libc function resolved before
-        # the fork (no import, no lock another thread could hold); the flag survives exec.
-        prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-
-    _run_preexec = child_becomes_subreaper
-    return True
-
-
-def runs_are_subreapers() -> bool:
-    """Whether spawned runs keep their orphans in their own tree (Linux, after become_subreaper)."""
-    return _run_preexec is not None
 
 
 def spawn(
     argv: list[str], env: dict[str, str], cwd: Path, run_dir: Path
 ) -> subprocess.Popen[bytes]:
-    """Start ``argv`` in a new session with stdin /dev/null and output to ``output.log``.
+    """Start a run: ``argv`` isolated, output appended to ``output.log``, its exit code recorded
+    in the run folder, a subreaper of its own (Linux, once the daemon is one).
 
     Raises OSError when the program cannot be started (missing cwd, shell...).
     """
-    out_fd = os.open(run_dir / "output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
-    try:
-        return subprocess.Popen(
-            ["/bin/sh", "-c", _WRAPPER, "bassi-run", *argv],
-            stdin=subprocess.DEVNULL,
-            stdout=out_fd,
-            stderr=subprocess.STDOUT,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,
-            umask=0o077,
-            close_fds=True,
-            preexec_fn=_run_preexec,
-        )
-    finally:
-        os.close(out_fd)
+    child = ChildSpec(
+        tuple(argv),
+        env,
+        cwd,
+        output=run_dir / "output.log",
+        exit_code_file=run_dir / EXIT_CODE_FILE,
+        name="bassi-run",
+        subreaper=True,
+    )
+    return start_child(child)
 
 
 def create_time(pid: int) -> float | None:
@@ -112,10 +71,7 @@ def is_alive(pid: int, created: float | None) -> bool:
 
 def read_exit_code(run_dir: Path) -> int | None:
     """The exit code the wrapper wrote, if the command ended on its own."""
-    try:
-        return int((run_dir / EXIT_CODE_FILE).read_text().strip())
-    except (OSError, ValueError):
-        return None
+    return read_exit_status(run_dir / EXIT_CODE_FILE)
 
 
 def run_processes(root_pid: int, run_id: str) -> list[psutil.Process]:
@@ -170,38 +126,12 @@ def find_run_root(run_id: str) -> psutil.Process | None:
 
 def signal_run(root_pid: int, run_id: str, sig: int) -> int:
     """Send ``sig`` to the run's group and every process of it; returns how many were alive."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(root_pid, sig)
-    alive = 0
-    for p in run_processes(root_pid, run_id):
-        try:
-            if p.status() == psutil.STATUS_ZOMBIE:
-                continue
-            p.send_signal(sig)
-            alive += 1
-        except psutil.Error:
-            continue
-    return alive
+    return signal_tree(root_pid, run_processes(root_pid, run_id), sig)
 
 
 def running_pids(procs: list[psutil.Process]) -> set[int]:
     """The pids of those processes that still run (a zombie only waits to be reaped)."""
-    pids = set()
-    for p in procs:
-        with contextlib.suppress(psutil.Error):
-            if p.status() != psutil.STATUS_ZOMBIE:
-                pids.add(p.pid)
-    return pids
-
-
-def _any_alive(procs: list[psutil.Process]) -> bool:
-    for p in procs:
-        try:
-            if p.status() != psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.Error:
-            continue
-    return False
+    return {p.pid for p in running(procs)}
 
 
 def untracked_children(tracked: set[int]) -> dict[int, float]:
@@ -282,7 +212,7 @@ class Active:
                 self.root_rc = read_exit_code(self.run_dir)
             self.root_done = True
         if self.stop_reason is not None and (
-            _any_alive(run_processes(self.pid, self.run_id)) or _any_alive(self.live_orphans())
+            running(run_processes(self.pid, self.run_id)) or running(self.live_orphans())
         ):
             return False, None
         return True, self.root_rc

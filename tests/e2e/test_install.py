@@ -544,6 +544,54 @@ def test_uninstall_without_systemctl(run: Callable[..., CliResult], fake_env: En
     assert "systemctl was not found on PATH" in r.stderr
 
 
+def test_uninstall_dry_run_without_systemctl_says_what_the_real_run_does(
+    run: Callable[..., CliResult], fake_env: Env
+) -> None:
+    assert run("install", BASSI_SCHEDD_PLATFORM="linux").returncode == 0
+    (fake_env.fake_bin / "systemctl").unlink()
+    fake_env.reset()
+    no_tool = {"BASSI_SCHEDD_PLATFORM": "linux", "PATH": str(fake_env.fake_bin)}
+    dry = run("uninstall", "--dry-run", **no_tool)
+    assert dry.returncode == 0, dry.stderr
+    assert unit_path(fake_env).exists()
+    assert "would run" not in dry.stdout  # the real run cannot run systemctl either
+    assert f"would remove {unit_path(fake_env)}" in dry.stdout
+    real = run("uninstall", **no_tool)
+    assert real.returncode == 1
+    error = real.stderr.removeprefix("bassi-schedd: ").strip()
+    assert error == (
+        f"removed {unit_path(fake_env)}, but systemctl was not found on PATH, so a running "
+        "daemon was not stopped"
+    )
+    assert dry.stderr == f"bassi-schedd: warning: a real run would end with: {error}\n"
+
+
+@pytest.mark.parametrize("platform", ["linux", "darwin"])
+def test_dry_run_shows_the_commands_the_real_run_runs(
+    run: Callable[..., CliResult], fake_env: Env, platform: str
+) -> None:
+    def tool_calls() -> list[str]:
+        return [c for c in fake_env.calls() if not c.startswith(("loginctl", "launchctl print"))]
+
+    def compare(*args: str, **extra: str) -> None:
+        dry = run(*args, "--dry-run", BASSI_SCHEDD_PLATFORM=platform, **extra)
+        shown = [line.removeprefix("would run: ") for line in dry.stdout.splitlines()]
+        shown = [line for line in shown if line.startswith(("systemctl", "launchctl"))]
+        fake_env.reset()
+        real = run(*args, BASSI_SCHEDD_PLATFORM=platform, **extra)
+        assert real.returncode == 0, real.stderr
+        ran = [line.removeprefix("running: ") for line in real.stdout.splitlines()]
+        assert shown == tool_calls() == [line for line in ran if line in shown], args
+        assert shown, args
+        fake_env.reset()
+
+    compare("install")  # new
+    service = unit_path(fake_env) if platform == "linux" else plist_path(fake_env)
+    service.write_text(service.read_text() + "\n")
+    compare("install")  # changed
+    compare("uninstall")
+
+
 # -- rendering -------------------------------------------------------------------------------
 
 

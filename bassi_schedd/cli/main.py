@@ -32,6 +32,7 @@ COMMANDS = {
     "execute": "execute",
     "history": "history",
     "logs": "logs",
+    "web": "web",
 }
 
 
@@ -106,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--level")
     s.add_argument("--since", metavar="DURATION")
     s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("web", help="serve the dashboard and HTTP API on 127.0.0.1")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any free one)")
+    s.add_argument("--open", action="store_true", help="open the dashboard in a browser")
+    s.add_argument(
+        "--allow-remote", action="store_true", help="allow a non-loopback --host (and any Host)"
+    )
     return p
 
 

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bassi_schedd.config.loader import TaskLoader
 from bassi_schedd.config.paths import FILE_MODE, Home
 from bassi_schedd.config.settings import config_from_dict, load_config, system_timezone
 from bassi_schedd.config.taskfile import (
@@ -25,6 +24,7 @@ from bassi_schedd.config.tomlfile import FieldError, file_error, read_checked_to
 from bassi_schedd.core.errors import TaskFileError, UsageError, UserError, printable
 from bassi_schedd.core.schedule import HORIZON, next_times
 from bassi_schedd.core.spec import DaemonConfig, TaskSpec
+from bassi_schedd.ops.tasklist import fmt_time, next_run, task_rows
 
 MAX_NEXT = 1000
 
@@ -35,84 +35,22 @@ def main(args: argparse.Namespace, home: Home) -> int:
     return handlers[args.command](args, home)
 
 
-def _fmt_time(dt: datetime) -> str:
-    return dt.strftime("%a %Y-%m-%d %H:%M %Z")
+_fmt_time = fmt_time
 
 
 def _next_run(spec: TaskSpec, now: datetime) -> datetime | None:
-    times = next_times(spec.schedule, spec.zone, now.astimezone(spec.zone), 1)
-    return times[0] if times else None
+    return next_run(spec, now)
 
 
-def _summaries(home: Home) -> dict[str, Any]:
-    """Per-task state from the daemon's DB; empty when there is none (yet) or it is unreadable."""
-    from bassi_schedd.store.state import QueryError, StateDBError, open_existing
-
-    try:
-        db = open_existing(home)
-        if db is None:
-            return {}
-        try:
-            return dict(db.task_summaries())
-        finally:
-            db.close()
-    except (StateDBError, QueryError, OSError) as e:
-        print(
-            f"bassi-schedd: cannot read {home.state_db} ({e}); last status not shown",
-            file=sys.stderr,
-        )
-        return {}
+def _warn(text: str) -> None:
+    print(f"bassi-schedd: {text}", file=sys.stderr)
 
 
 # -- list ---------------------------------------------------------------------------------------
 
 
 def _rows(home: Home) -> list[dict[str, Any]]:
-    config = load_config(home)
-    result = TaskLoader(home, config).load()
-    if result.folder_error is not None:
-        raise result.folder_error  # nothing in the folder is loaded: say why, exit 1
-    summaries = _summaries(home)
-    now = datetime.now(UTC)
-    rows: list[dict[str, Any]] = []
-    for name in sorted(set(result.tasks) | set(result.errors)):
-        summary = summaries.get(name)
-        last_at = summary.last_run_at if summary is not None else None
-        row: dict[str, Any] = {
-            "name": name,
-            "file": None,
-            "description": None,
-            "schedule": None,
-            "timezone": None,
-            "kind": None,
-            "state": "invalid",
-            "next_run": None,
-            "last_status": summary.last_status if summary is not None else None,
-            "last_run_at": last_at.astimezone(UTC).isoformat() if last_at else None,
-            "error": None,
-        }
-        spec = result.tasks.get(name)
-        if spec is None:
-            err = result.errors[name]
-            row.update(file=printable(err.path), error=str(err))
-            if not NAME_RE.match(name):
-                row["name"] = Path(name).name
-        else:
-            done = summary is not None and summary.done
-            state = "done" if done else ("enabled" if spec.enabled else "paused")
-            nxt = _next_run(spec, now) if state == "enabled" else None
-            row.update(
-                file=str(spec.path),
-                description=spec.description,
-                schedule=spec.schedule.text,
-                timezone=spec.timezone,
-                kind="agent" if spec.is_agent else "command",
-                state=state,
-                next_run=nxt.isoformat() if nxt else None,
-                _next=_fmt_time(nxt) if nxt else "-",
-            )
-        rows.append(row)
-    return rows
+    return task_rows(home, _warn)
 
 
 def cmd_list(args: argparse.Namespace, home: Home) -> int:

@@ -1,0 +1,125 @@
+"""The rows of ``list --json`` (and of the dashboard's ``GET /api/tasks``): every task file,
+valid or not, with its schedule, next run, last status and state.
+
+A long-lived reader (the dashboard) keeps a :class:`TaskLister`: its loader parses only changed
+files, and a task's next run is computed again only once that time has passed or the task
+changed, so a page of 1,000 tasks costs a directory scan rather than 1,000 parses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bassi_schedd.config.loader import TaskLoader
+from bassi_schedd.config.paths import Home
+from bassi_schedd.config.settings import load_config
+from bassi_schedd.config.taskfile import NAME_RE
+from bassi_schedd.core.errors import printable
+from bassi_schedd.core.records import TaskSummary
+from bassi_schedd.core.schedule import next_times
+from bassi_schedd.core.spec import TaskSpec
+from bassi_schedd.store.state import QueryError, StateDBError, open_existing
+
+
+def fmt_time(dt: datetime) -> str:
+    """A scheduled time as ``list`` and ``next`` print it (in the task's zone)."""
+    return dt.strftime("%a %Y-%m-%d %H:%M %Z")
+
+
+def next_run(spec: TaskSpec, now: datetime) -> datetime | None:
+    """The task's first scheduled time after ``now``, in its zone."""
+    times = next_times(spec.schedule, spec.zone, now.astimezone(spec.zone), 1)
+    return times[0] if times else None
+
+
+def read_summaries(home: Home, warn: Callable[[str], None]) -> dict[str, TaskSummary]:
+    """Per-task state from the daemon's DB; empty when there is none (yet) or it is unreadable."""
+    try:
+        db = open_existing(home)
+        if db is None:
+            return {}
+        try:
+            return dict(db.task_summaries())
+        finally:
+            db.close()
+    except (StateDBError, QueryError, OSError) as e:
+        warn(f"cannot read {home.state_db} ({e}); last status not shown")
+        return {}
+
+
+class TaskLister:
+    """Builds the ``list --json`` rows; keep one to reuse parsed files between calls."""
+
+    def __init__(self, home: Home):
+        self.home = home
+        self._loader: TaskLoader | None = None
+        self._next: dict[str, tuple[TaskSpec, datetime | None]] = {}
+
+    def rows(self, summaries: dict[str, TaskSummary], now: datetime) -> list[dict[str, Any]]:
+        """One row per task file, sorted by name; keys starting with ``_`` are for display."""
+        config = load_config(self.home)
+        if self._loader is None:
+            self._loader = TaskLoader(self.home, config)
+        elif self._loader.config != config:
+            self._loader.set_config(config)
+        result = self._loader.load()
+        if result.folder_error is not None:
+            raise result.folder_error  # nothing in the folder is loaded: say why
+        rows: list[dict[str, Any]] = []
+        for name in sorted(set(result.tasks) | set(result.errors)):
+            summary = summaries.get(name)
+            last_at = summary.last_run_at if summary is not None else None
+            row: dict[str, Any] = {
+                "name": name,
+                "file": None,
+                "description": None,
+                "schedule": None,
+                "timezone": None,
+                "kind": None,
+                "state": "invalid",
+                "next_run": None,
+                "last_status": summary.last_status if summary is not None else None,
+                "last_run_at": last_at.astimezone(UTC).isoformat() if last_at else None,
+                "error": None,
+            }
+            spec = result.tasks.get(name)
+            if spec is None:
+                err = result.errors[name]
+                row.update(file=printable(err.path), error=str(err))
+                if not NAME_RE.match(name):
+                    row["name"] = Path(name).name
+            else:
+                done = summary is not None and summary.done
+                state = "done" if done else ("enabled" if spec.enabled else "paused")
+                nxt = self._next_run(spec, now) if state == "enabled" else None
+                row.update(
+                    file=str(spec.path),
+                    description=spec.description,
+                    schedule=spec.schedule.text,
+                    timezone=spec.timezone,
+                    kind="agent" if spec.is_agent else "command",
+                    state=state,
+                    next_run=nxt.isoformat() if nxt else None,
+                    _next=fmt_time(nxt) if nxt else "-",
+                )
+            rows.append(row)
+        self._next = {k: v for k, v in self._next.items() if k in result.tasks}
+        return rows
+
+    def _next_run(self, spec: TaskSpec, now: datetime) -> datetime | None:
+        # The first time after `now` is still the first time after a later `now` as long as
+        # that time has not come: the cached answer is exact, not an approximation.
+        cached = self._next.get(spec.name)
+        if cached is not None and cached[0] is spec and cached[1] is not None and cached[1] > now:
+            return cached[1]
+        nxt = next_run(spec, now)
+        self._next[spec.name] = (spec, nxt)
+        return nxt
+
+
+def task_rows(home: Home, warn: Callable[[str], None]) -> list[dict[str, Any]]:
+    """The ``list --json`` rows of ``home`` now (a one-off: the CLI)."""
+    return TaskLister(home).rows(read_summaries(home, warn), datetime.now(UTC))

@@ -1,0 +1,153 @@
+"""The JSON API of SPEC 11. Reads go through ``Reader``; actions call the same ops functions
+as the CLI (``ops/steer.py``), so the dashboard steers tasks exactly as the commands do.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bassi_schedd.core.errors import UserError
+from bassi_schedd.ops.steer import request_trigger, set_enabled
+from bassi_schedd.web.errors import ApiError
+from bassi_schedd.web.reader import Reader
+
+MAX_LIMIT = 500
+MAX_OUTPUT_BYTES = 1 << 20
+
+
+def _reader(request: Request) -> Reader:
+    reader: Reader = request.app.state.reader
+    return reader
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"'{name}' must be a whole number, got '{raw[:40]}'") from None
+    if not low <= value <= high:
+        raise ApiError(400, f"'{name}' must be between {low} and {high}, got {value}")
+    return value
+
+
+def _public(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+
+
+def status(request: Request) -> Response:
+    """``GET /api/status``: the ``status --json`` document."""
+    return JSONResponse(_reader(request).status_json())
+
+
+def tasks(request: Request) -> Response:
+    """``GET /api/tasks``: the ``list --json`` rows."""
+    return JSONResponse(_public(_reader(request).tasks(_now())))
+
+
+def task(request: Request) -> Response:
+    """``GET /api/tasks/NAME``: one task with its masked definition and next times."""
+    return JSONResponse(_reader(request).task(request.path_params["name"], _now()))
+
+
+def task_runs(request: Request) -> Response:
+    """``GET /api/tasks/NAME/runs?limit=N&before=RUN_ID``: a page of history, newest first."""
+    reader = _reader(request)
+    name = request.path_params["name"]
+    reader.task(name, _now())  # 404 for an unknown task rather than an empty page
+    limit = _int_param(request, "limit", 20, 1, MAX_LIMIT)
+    before = request.query_params.get("before")
+    if before is not None:
+        reader.run(before)  # 404: paging from a run that does not exist
+    rows = reader.task_runs(name, limit, before)
+    return JSONResponse({"runs": [r.public() for r in rows]})
+
+
+def run(request: Request) -> Response:
+    """``GET /api/runs/RUN_ID``: the history row plus ``result`` from result.json."""
+    return JSONResponse(_reader(request).run_json(request.path_params["run_id"]))
+
+
+def output(request: Request) -> Response:
+    """``GET /api/runs/RUN_ID/output?offset=N``: bytes of output.log from N."""
+    reader = _reader(request)
+    row = reader.run(request.path_params["run_id"])
+    offset = _int_param(request, "offset", 0, 0, 1 << 62)
+    data, next_offset = reader.output(row, offset, MAX_OUTPUT_BYTES)
+    return Response(
+        data,
+        media_type="text/plain; charset=utf-8",
+        headers={"X-Next-Offset": str(next_offset), "X-Run-Status": str(row.status)},
+    )
+
+
+def trigger(request: Request) -> Response:
+    """``POST /api/tasks/NAME/trigger``: 202 once the daemon took the request."""
+    name = request.path_params["name"]
+    warnings: list[str] = []
+    pid = request_trigger(_reader(request).home, name, warnings.append)
+    body: dict[str, Any] = {"requested": True, "task": name, "daemon_pid": pid}
+    if warnings:
+        body["warnings"] = warnings
+    return JSONResponse(body, status_code=202)
+
+
+def _enable(request: Request, enabled: bool) -> Response:
+    r = set_enabled(_reader(request).home, request.path_params["name"], enabled)
+    return JSONResponse(
+        {
+            "task": r.name,
+            "enabled": r.enabled,
+            "changed": r.changed,
+            "daemon_pid": r.daemon_pid,
+            "running": list(r.running),
+        }
+    )
+
+
+def pause(request: Request) -> Response:
+    """``POST /api/tasks/NAME/pause``: ``enabled = false`` in the file, every other byte kept."""
+    return _enable(request, False)
+
+
+def resume(request: Request) -> Response:
+    """``POST /api/tasks/NAME/resume``."""
+    return _enable(request, True)
+
+
+def stop(request: Request) -> Response:
+    """``POST /api/runs/RUN_ID/stop``."""
+    run_id = request.path_params["run_id"]
+    _reader(request).run(run_id)  # 404 first
+    raise UserError("stopping a run is not available in this version of bassi-schedd")
+
+
+def healthz(request: Request) -> Response:
+    """``GET /healthz``: the process answers (no token needed, no data)."""
+    return JSONResponse({"ok": True})
+
+
+ROUTES = [
+    Route("/healthz", healthz),
+    Route("/api/status", status),
+    Route("/api/tasks", tasks),
+    Route("/api/tasks/{name}", task),
+    Route("/api/tasks/{name}/runs", task_runs),
+    Route("/api/tasks/{name}/trigger", trigger, methods=["POST"]),
+    Route("/api/tasks/{name}/pause", pause, methods=["POST"]),
+    Route("/api/tasks/{name}/resume", resume, methods=["POST"]),
+    Route("/api/runs/{run_id}", run),
+    Route("/api/runs/{run_id}/output", output),
+    Route("/api/runs/{run_id}/stop", stop, methods=["POST"]),
+]

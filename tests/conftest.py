@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from support import CLI, CliResult, DaemonProc, Start, assert_known_events, base_env, faketime_env
+from support.web import WebProc, start_web
 
 from bassi_schedd.config.paths import Home
 
@@ -114,3 +115,23 @@ def daemon(home: Home, tmp_path: Path) -> Iterator[Start]:
             d.proc.wait(timeout=10)
     if started:
         assert_known_events(home)
+
+
+@pytest.fixture
+def web(home: Home, tmp_path: Path) -> Iterator[Callable[..., WebProc]]:
+    """Start real ``bassi-schedd web`` processes on the temp home (a free port each); every one
+    still running at the end is stopped."""
+    started: list[WebProc] = []
+
+    def _start(*args: str, wait: bool = True) -> WebProc:
+        w = start_web(home.root, tmp_path / f"web-{len(started)}.out", *args)
+        started.append(w)
+        if wait:
+            w.wait_started()
+        return w
+
+    yield _start
+    for w in started:
+        if w.proc.poll() is None:
+            w.proc.kill()
+            w.proc.wait(timeout=10)

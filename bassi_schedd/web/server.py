@@ -9,6 +9,8 @@ import socket
 import sys
 import webbrowser
 from dataclasses import dataclass
+from types import FrameType
+from typing import Any
 
 from bassi_schedd.config.paths import Home
 from bassi_schedd.core.errors import UserError
@@ -72,6 +74,19 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
+def _server_class() -> type[Any]:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            # uvicorn re-raises the signal once it has shut down, so the process would die of
+            # it; a stop asked for (Ctrl-C, SIGTERM from systemd or launchd) is a clean exit 0.
+            self._captured_signals.clear()
+
+    return Server
+
+
 def serve(home: Home, opts: WebOptions) -> int:
     """Run the dashboard until SIGINT/SIGTERM; 0 on a clean stop."""
     if not opts.allow_remote and not is_loopback(opts.host.strip("[]")):
@@ -98,7 +113,7 @@ def serve(home: Home, opts: WebOptions) -> int:
         timeout_graceful_shutdown=GRACEFUL_S,
         lifespan="off",
     )
-    server = uvicorn.Server(config)
+    server = _server_class()(config)
     if opts.open_browser:
         webbrowser.open(f"{url}?token={token}")
     try:

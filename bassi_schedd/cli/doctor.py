@@ -22,6 +22,7 @@ from bassi_schedd.ops.doctor import (
     check_python,
     check_tasks,
 )
+from bassi_schedd.ops.doctor_web import check_web
 
 INDENT = " " * 6
 
@@ -39,6 +40,7 @@ def run_checks(home: Home) -> list[Check]:
     checks += env.check_service(ctx)
     checks += check_daemon(ctx)
     checks += env.check_service_state(ctx)
+    checks += check_web(ctx)
     checks.append(env.check_claude_cli(ctx, env.bundled_claude()))
     checks += [env.check_credentials(ctx), env.check_zone(ctx)]
     return checks

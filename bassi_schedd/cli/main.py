@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--no-start", action="store_true", help="write the service file but do not load it"
     )
+    s.add_argument(
+        "--web", action="store_true", help="also install the dashboard as its own user service"
+    )
     s.add_argument("--platform", choices=["linux", "darwin"], help=argparse.SUPPRESS)
     s = sub.add_parser("uninstall", help="stop and remove the service (tasks and history stay)")
     s.add_argument("--dry-run", action="store_true", help="print commands, change nothing")

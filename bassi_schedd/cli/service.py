@@ -19,7 +19,7 @@ def main(args: argparse.Namespace, home: Home) -> int:
     if args.command == "uninstall":
         plan = uninstall_plan(platform, home)
     else:
-        plan = install_plan(platform, home, no_start=args.no_start)
+        plan = install_plan(platform, home, no_start=args.no_start, web=args.web)
     (show if args.dry_run else carry_out)(plan, _say, _warn)
     return 0
 

@@ -38,6 +38,22 @@ _SYSTEMD_UNSAFE_EXEC = re.compile(r"[\x00-\x1f\x7f\"'\\]")
 
 
 @dataclass(frozen=True)
+class Service:
+    """One user service bassi-schedd installs: the daemon, or the dashboard (``install --web``)."""
+
+    label: str  # launchd label; the plist is LABEL.plist
+    unit: str  # systemd unit file name
+    name: str  # how messages call it
+
+    def template(self, platform: Platform) -> str:
+        return self.unit if platform == "linux" else f"{self.label}.plist"
+
+
+DAEMON = Service(LABEL, UNIT, "bassi-schedd")
+WEB = Service(f"{LABEL}.web", "bassi-schedd-web.service", "the dashboard")
+
+
+@dataclass(frozen=True)
 class ServiceValues:
     """What install fills into a template."""
 
@@ -93,11 +109,11 @@ def user_name() -> str:
         return os.environ.get("USER") or str(os.getuid())
 
 
-def service_file(platform: Platform, home_dir: Path) -> Path:
+def service_file(platform: Platform, home_dir: Path, service: Service = DAEMON) -> Path:
     """Where the unit or agent is installed."""
     if platform == "linux":
-        return home_dir / ".config" / "systemd" / "user" / UNIT
-    return home_dir / "Library" / "LaunchAgents" / f"{LABEL}.plist"
+        return home_dir / ".config" / "systemd" / "user" / service.unit
+    return home_dir / "Library" / "LaunchAgents" / f"{service.label}.plist"
 
 
 def capture_path(raw: str | None, python: str) -> str:
@@ -124,7 +140,7 @@ def template_text(name: str) -> str:
     return (resources.files("bassi_schedd") / "data" / name).read_text(encoding="utf-8")
 
 
-def render(platform: Platform, values: ServiceValues) -> str:
+def render(platform: Platform, values: ServiceValues, service: Service = DAEMON) -> str:
     """The service file for ``values``; raises UserError for values the format cannot carry."""
     for label, value in (
         ("interpreter path", values.python),
@@ -134,11 +150,11 @@ def render(platform: Platform, values: ServiceValues) -> str:
         if _CONTROL.search(value):
             raise UserError(f"the {label} {value!r} contains control characters; cannot install")
     if platform == "linux":
-        return _render_systemd(values)
-    return _render_launchd(values)
+        return _render_systemd(values, service.template(platform))
+    return _render_launchd(values, service.template(platform))
 
 
-def _render_systemd(values: ServiceValues) -> str:
+def _render_systemd(values: ServiceValues, template: str) -> str:
     if _SYSTEMD_UNSAFE_EXEC.search(values.python):
         raise UserError(
             f"systemd cannot start an interpreter whose path contains quotes or backslashes "
@@ -148,7 +164,7 @@ def _render_systemd(values: ServiceValues) -> str:
     # and % must be doubled because systemd expands %-specifiers even inside quotes.
     mapping = {"PYTHON": values.python, "PATH": values.path, "BASSI_HOME": values.bassi_home}
     return _PLACEHOLDER.sub(
-        lambda m: _systemd_quoted_body(mapping[m.group(1)]), template_text(TEMPLATES["linux"])
+        lambda m: _systemd_quoted_body(mapping[m.group(1)]), template_text(template)
     )
 
 
@@ -156,9 +172,9 @@ def _systemd_quoted_body(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
 
 
-def _render_launchd(values: ServiceValues) -> str:
+def _render_launchd(values: ServiceValues, template_name: str) -> str:
     mapping = {"PYTHON": values.python, "PATH": values.path, "BASSI_HOME": values.bassi_home}
-    template = plistlib.loads(template_text(TEMPLATES["darwin"]).encode())
+    template = plistlib.loads(template_text(template_name).encode())
 
     def fill(node: Any) -> Any:
         if isinstance(node, str):
@@ -243,7 +259,11 @@ def tool_for(platform: Platform) -> str:
 
 
 def load_commands(
-    platform: Platform, state: FileState, target: Path, loaded: bool | None = None
+    platform: Platform,
+    state: FileState,
+    target: Path,
+    loaded: bool | None = None,
+    service: Service = DAEMON,
 ) -> list[Cmd]:
     """Commands that (re)load the service after its file was written (``state``).
 
@@ -255,39 +275,39 @@ def load_commands(
             # enable --now would leave the old version running: restart it explicitly.
             return [
                 Cmd((*ctl, "daemon-reload")),
-                Cmd((*ctl, "enable", UNIT)),
-                Cmd((*ctl, "restart", UNIT)),
+                Cmd((*ctl, "enable", service.unit)),
+                Cmd((*ctl, "restart", service.unit)),
             ]
         # daemon-reload even when unchanged: a previous install may have written the file
         # without being able to reload (no user manager then); both are no-ops otherwise.
-        return [Cmd((*ctl, "daemon-reload")), Cmd((*ctl, "enable", "--now", UNIT))]
+        return [Cmd((*ctl, "daemon-reload")), Cmd((*ctl, "enable", "--now", service.unit))]
     domain = f"gui/{os.getuid()}"
     if state == "unchanged" and loaded:
         return []
     # enable before bootstrap: bootstrap refuses a service left disabled by `launchctl disable`.
-    cmds = [Cmd(("launchctl", "enable", f"{domain}/{LABEL}"))]
+    cmds = [Cmd(("launchctl", "enable", f"{domain}/{service.label}"))]
     cmds.append(Cmd(("launchctl", "bootstrap", domain, str(target)), retries=3))
     if state != "unchanged":
         # An old copy must go first; bootout fails when nothing is loaded, which is fine.
-        cmds.insert(0, Cmd(("launchctl", "bootout", f"{domain}/{LABEL}"), may_fail=True))
+        cmds.insert(0, Cmd(("launchctl", "bootout", f"{domain}/{service.label}"), may_fail=True))
     return cmds
 
 
-def loaded_query(platform: Platform) -> Cmd | None:
+def loaded_query(platform: Platform, service: Service = DAEMON) -> Cmd | None:
     """The read-only command telling whether the service is loaded (macOS only)."""
     if platform == "darwin":
-        return Cmd(("launchctl", "print", f"gui/{os.getuid()}/{LABEL}"), may_fail=True)
+        return Cmd(("launchctl", "print", f"gui/{os.getuid()}/{service.label}"), may_fail=True)
     return None
 
 
-def unload_commands(platform: Platform) -> tuple[list[Cmd], list[Cmd]]:
+def unload_commands(platform: Platform, service: Service = DAEMON) -> tuple[list[Cmd], list[Cmd]]:
     """Commands before and after removing the service file."""
     if platform == "linux":
         return (
-            [Cmd(("systemctl", "--user", "disable", "--now", UNIT))],
+            [Cmd(("systemctl", "--user", "disable", "--now", service.unit))],
             [Cmd(("systemctl", "--user", "daemon-reload"))],
         )
-    return [Cmd(("launchctl", "bootout", f"gui/{os.getuid()}/{LABEL}"), may_fail=True)], []
+    return [Cmd(("launchctl", "bootout", f"gui/{os.getuid()}/{service.label}"), may_fail=True)], []
 
 
 def run_cmd(cmd: Cmd, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:

@@ -30,8 +30,9 @@ from bassi_schedd.ops.plan import (
 SERVICE_FILE_MODE = 0o644  # launchd and systemd read it; it holds no secret
 
 
-def install_plan(platform: svc.Platform, home: Home, *, no_start: bool) -> Plan:
-    """Write the BASSI_HOME skeleton and the service file, then load the service."""
+def install_plan(platform: svc.Platform, home: Home, *, no_start: bool, web: bool = False) -> Plan:
+    """Write the BASSI_HOME skeleton and the service file, then load the service (and, with
+    ``web``, the dashboard's own service the same way)."""
     target = svc.service_file(platform, svc.user_home())
     content = svc.render(platform, svc.current_values(home.root))
     old = _read(target)
@@ -81,25 +82,34 @@ def install_plan(platform: svc.Platform, home: Home, *, no_start: bool) -> Plan:
         steps += [RunCommand(c) for c in svc.load_commands(platform, state, target, loaded)]
         started = "restarted with the new file" if state == "changed" else "enabled and running"
         steps.append(Note(f"bassi-schedd is {started} (BASSI_HOME {home.root})", result=True))
+    if web:
+        steps += web_service_steps(platform, home, no_start=no_start, have_tool=have_tool)
     if platform == "linux":
         steps.append(Check(_linger_warning))
     return Plan(tuple(steps), tuple(refusals))
 
 
 def uninstall_plan(platform: svc.Platform, home: Home) -> Plan:
-    """Stop and remove the service; tasks, history and logs stay."""
+    """Stop and remove the service (and the dashboard's, if installed); tasks, history and logs
+    stay."""
     target = svc.service_file(platform, svc.user_home())
-    if not target.exists():
+    web_target = svc.service_file(platform, svc.user_home(), svc.WEB)
+    if not target.exists() and not web_target.exists():
         return Plan(nothing_to_do=f"bassi-schedd is not installed as a service (no {target})")
     tool = svc.tool_for(platform)
     have_tool = shutil.which(tool) is not None
-    before, after = svc.unload_commands(platform) if have_tool else ([], [])
-    still_running = "the daemon may still be running"
     steps: list[Step] = []
-    # Unloading comes first: systemctl disable reads the unit's [Install] section.
-    steps += [RunCommand(c, if_failed=still_running) for c in before]
-    steps.append(RemoveFile(target))
-    steps += [RunCommand(c, if_failed=still_running) for c in after]
+    for service, path in ((svc.WEB, web_target), (svc.DAEMON, target)):
+        if not path.exists():
+            continue
+        before, after = svc.unload_commands(platform, service) if have_tool else ([], [])
+        still_running = (
+            f"{'the daemon' if service is svc.DAEMON else service.name} may still be running"
+        )
+        # Unloading comes first: systemctl disable reads the unit's [Install] section.
+        steps += [RunCommand(c, if_failed=still_running) for c in before]
+        steps.append(RemoveFile(path))
+        steps += [RunCommand(c, if_failed=still_running) for c in after]
     steps.append(Note(f"kept tasks, history and logs in {home.root}", result=True))
     if not have_tool:
         steps.append(Problem(f"{tool} was not found on PATH, so a running daemon was not stopped"))
@@ -171,3 +181,39 @@ def _linger_warning() -> str | None:
         f"starts it at your next login; to keep it running, run: "
         f"loginctl enable-linger {shlex.quote(user)}"
     )
+
+
+def web_service_steps(
+    platform: svc.Platform, home: Home, *, no_start: bool, have_tool: bool
+) -> list[Step]:
+    """``install --web``: write the dashboard's own unit/agent and load it like the daemon's."""
+    target = svc.service_file(platform, svc.user_home(), svc.WEB)
+    content = svc.render(platform, svc.current_values(home.root), svc.WEB)
+    old = _read(target)
+    state: svc.FileState = "new" if old is None else "unchanged" if old == content else "changed"
+    steps: list[Step] = []
+    if state == "unchanged":
+        steps.append(KeepFile(target, "dashboard service file"))
+    else:
+        done = f"{'updated' if state == 'changed' else 'wrote'} {target}"
+        steps.append(
+            WriteFile(target, content, SERVICE_FILE_MODE, (done,), f"cannot write {target}")
+        )
+    loaded = None
+    if not no_start and state == "unchanged" and have_tool:
+        query = svc.loaded_query(platform, svc.WEB)
+        loaded = None if query is None else svc.run_cmd(query, timeout_s=30).returncode == 0
+    commands = svc.load_commands(platform, state, target, loaded, svc.WEB)
+    if no_start:
+        hint = " && ".join(str(c) for c in commands)
+        steps.append(Note(f"dashboard not started (--no-start); to start: {hint}"))
+    else:
+        steps += [RunCommand(c) for c in commands]
+        steps.append(
+            Note(
+                "the dashboard runs on http://127.0.0.1:8765/ (log in with "
+                f"http://127.0.0.1:8765/?token=TOKEN, the token is in {home.root}/web.token)",
+                result=True,
+            )
+        )
+    return steps

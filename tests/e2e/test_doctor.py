@@ -566,3 +566,33 @@ def test_missing_and_old_packages(monkeypatch: pytest.MonkeyPatch) -> None:
     assert got["package claude-agent-sdk"] == ("fail", "not installed")
     assert got["package croniter"] == ("warn", "6.1.0; tested with 7.x")
     assert got["package bassi-schedd"] == ("ok", "0.1.0")
+
+
+# -- the dashboard -------------------------------------------------------------------------------
+
+
+def test_dashboard_service_answer_and_token(setup: Setup, web, tmp_path: Path) -> None:
+    from bassi_schedd.ops.doctor import Context
+    from bassi_schedd.ops.doctor_web import check_web
+
+    r = setup.doctor()
+    assert line(r, "dashboard").startswith("ok    dashboard: no service installed")
+    assert setup.run("install", "--no-start", "--web").returncode == 0
+    web_unit = setup.user_home / ".config/systemd/user/bassi-schedd-web.service"
+    r = setup.doctor()
+    assert line(r, "dashboard") == f"ok    dashboard: service installed and current ({web_unit})"
+    w = web()
+    ctx = Context(setup.home, setup.user_home, {}, datetime.now(UTC), "linux")
+    verdicts = {(c.status, c.detail) for c in check_web(ctx, port=w.port)}
+    assert ("ok", f"answers on http://127.0.0.1:{w.port}/") in verdicts
+    token = setup.home.root / "web.token"
+    assert ("ok", f"{token} (0600)") in verdicts
+    w.stop()
+    ctx = Context(setup.home, setup.user_home, {}, datetime.now(UTC), "linux")
+    not_answering = {(c.status, c.detail) for c in check_web(ctx, port=w.port)}
+    assert ("warn", f"installed but not answering on 127.0.0.1:{w.port}") in not_answering
+    token.chmod(0o644)
+    r = setup.doctor()
+    assert r.returncode == 1
+    assert line(r, "dashboard token").startswith("fail  dashboard token: ")
+    assert fix_after(r, "dashboard token") == f"chmod 600 {token}"

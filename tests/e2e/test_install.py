@@ -699,3 +699,78 @@ def test_systemd_words() -> None:
     assert svc.systemd_words("\"a b\" c\\ d 'e f' 1%%2") == ["a b", "c d", "e f", "1%2"]
     assert svc.systemd_words('  "x\\"y\\\\z"  ') == ['x"y\\z']
     assert svc.systemd_words("") == []
+
+
+# -- the dashboard's own service (install --web) -----------------------------------------------
+
+WEB_UNIT = "bassi-schedd-web.service"
+
+
+def test_linux_install_web_adds_the_dashboard_unit_and_uninstall_removes_both(
+    run: Callable[..., CliResult], fake_env: Env
+) -> None:
+    r = run("install", "--web", BASSI_SCHEDD_PLATFORM="linux")
+    assert r.returncode == 0, r.stderr
+    web_unit = fake_env.user_home / ".config/systemd/user" / WEB_UNIT
+    assert fake_env.calls() == [
+        *UNIT_CMDS,
+        "systemctl --user daemon-reload",
+        f"systemctl --user enable --now {WEB_UNIT}",
+        LINGER,
+    ]
+    text = web_unit.read_text()
+    assert mode(web_unit) == 0o644
+    assert f'ExecStart="{os.path.abspath(sys.executable)}" -m bassi_schedd web' in text
+    assert f'"BASSI_HOME={fake_env.bassi}"' in text
+    assert "http://127.0.0.1:8765/" in r.stdout and "web.token" in r.stdout
+    fake_env.reset()
+    again = run("install", "--web", BASSI_SCHEDD_PLATFORM="linux")
+    assert again.returncode == 0 and "dashboard service file unchanged" in again.stdout
+    fake_env.reset()
+    r = run("uninstall", BASSI_SCHEDD_PLATFORM="linux")
+    assert r.returncode == 0, r.stderr
+    assert fake_env.calls() == [
+        f"systemctl --user disable --now {WEB_UNIT}",
+        "systemctl --user daemon-reload",
+        "systemctl --user disable --now bassi-schedd.service",
+        "systemctl --user daemon-reload",
+    ]
+    assert not web_unit.exists() and not unit_path(fake_env).exists()
+
+
+def test_darwin_install_web_bootstraps_the_dashboard_agent(
+    run: Callable[..., CliResult], fake_env: Env
+) -> None:
+    r = run("install", "--web", BASSI_SCHEDD_PLATFORM="darwin")
+    assert r.returncode == 0, r.stderr
+    plist = fake_env.user_home / "Library/LaunchAgents/com.bassi.schedd.web.plist"
+    assert fake_env.calls()[3:] == [
+        f"launchctl bootout gui/{UID}/com.bassi.schedd.web",
+        f"launchctl enable gui/{UID}/com.bassi.schedd.web",
+        f"launchctl bootstrap gui/{UID} {plist}",
+    ]
+    data = plistlib.loads(plist.read_bytes())
+    assert data["ProgramArguments"][-2:] == ["bassi_schedd", "web"]
+    assert data["KeepAlive"] is True and data["RunAtLoad"] is True
+    fake_env.reset()
+    assert run("uninstall", BASSI_SCHEDD_PLATFORM="darwin").returncode == 0
+    assert fake_env.calls() == [
+        f"launchctl bootout gui/{UID}/com.bassi.schedd.web",
+        f"launchctl bootout gui/{UID}/com.bassi.schedd",
+    ]
+    assert not plist.exists()
+
+
+def test_web_templates_equal_the_repository_copies_and_verify(tmp_path: Path) -> None:
+    for platform, rel in (
+        ("linux", "service/systemd/bassi-schedd-web.service"),
+        ("darwin", "service/launchd/com.bassi.schedd.web.plist"),
+    ):
+        shipped = REPO / "bassi_schedd/data" / svc.WEB.template(platform)  # type: ignore[arg-type]
+        assert shipped.read_bytes() == (REPO / rel).read_bytes(), rel
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze not installed")
+    unit = tmp_path / WEB_UNIT
+    unit.write_text(svc.render("linux", svc.current_values(tmp_path / "bassi home"), svc.WEB))
+    r = _verify(unit)
+    assert r.returncode == 0, r.stderr

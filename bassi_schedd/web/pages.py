@@ -238,7 +238,9 @@ def run_page(request: Request) -> Response:
     ]
     transcript = read_text(run_file(row, "transcript.jsonl"), TEXT_MAX_BYTES)
     if transcript is not None:
-        parts += ["<h2>Transcript</h2>", render_transcript(transcript[0])]
+        prompt = read_text(run_file(row, "prompt.txt"), TEXT_MAX_BYTES)
+        conversation = render_transcript(transcript[0], None if prompt is None else prompt[0])
+        parts += ["<h2>Transcript</h2>", conversation]
     result_md = read_text(run_file(row, "result.md"), TEXT_MAX_BYTES)
     if result_md is not None:
         parts += ["<h2>result.md</h2>", f'<pre class="result-md">{esc(result_md[0])}</pre>']

@@ -13,10 +13,10 @@ MAX_LINES = 5000
 FOLD_CHARS = 20_000  # a tool result longer than this is cut in the page
 
 
-def render_transcript(text: str) -> str:
-    """The HTML of a whole transcript (its lines are JSON objects)."""
+def render_transcript(text: str, prompt: str | None = None) -> str:
+    """The HTML of a whole transcript (its lines are JSON objects), after the run's prompt."""
     lines = text.splitlines()
-    out: list[str] = []
+    out: list[str] = [] if prompt is None else [_text("prompt", prompt)]
     if len(lines) > MAX_LINES:
         out.append(f'<p class="note">showing the last {MAX_LINES} of {len(lines)} messages</p>')
         lines = lines[-MAX_LINES:]
@@ -71,7 +71,8 @@ def _turn(role: str, content: Any) -> str:
 
 
 def _text(role: str, text: str) -> str:
-    return f'<div class="msg {esc(role)}"><div class="who">{esc(role)}</div>{esc(text)}</div>'
+    cls = "user" if role == "prompt" else role
+    return f'<div class="msg {esc(cls)}"><div class="who">{esc(role)}</div>{esc(text)}</div>'
 
 
 def _fold(cls: str, summary: str, body: str) -> str:

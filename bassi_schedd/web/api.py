@@ -42,10 +42,6 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return value
 
 
-def _public(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-
-
 def status(request: Request) -> Response:
     """``GET /api/status``: the ``status --json`` document."""
     return JSONResponse(_reader(request).status_json())
@@ -53,7 +49,7 @@ def status(request: Request) -> Response:
 
 def tasks(request: Request) -> Response:
     """``GET /api/tasks``: the ``list --json`` rows."""
-    return JSONResponse(_public(_reader(request).tasks(_now())))
+    return Response(_reader(request).tasks_json(_now()), media_type="application/json")
 
 
 def task(request: Request) -> Response:
@@ -96,7 +92,11 @@ def trigger(request: Request) -> Response:
     """``POST /api/tasks/NAME/trigger``: 202 once the daemon took the request."""
     name = request.path_params["name"]
     warnings: list[str] = []
-    pid = request_trigger(_reader(request).home, name, warnings.append)
+    reader = _reader(request)
+    try:
+        pid = request_trigger(reader.home, name, warnings.append)
+    finally:
+        reader.invalidate()
     body: dict[str, Any] = {"requested": True, "task": name, "daemon_pid": pid}
     if warnings:
         body["warnings"] = warnings
@@ -104,7 +104,11 @@ def trigger(request: Request) -> Response:
 
 
 def _enable(request: Request, enabled: bool) -> Response:
-    r = set_enabled(_reader(request).home, request.path_params["name"], enabled)
+    reader = _reader(request)
+    try:
+        r = set_enabled(reader.home, request.path_params["name"], enabled)
+    finally:
+        reader.invalidate()
     return JSONResponse(
         {
             "task": r.name,

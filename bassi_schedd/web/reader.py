@@ -11,6 +11,7 @@ import json
 import os
 import re
 import threading
+import time as clock
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +32,10 @@ from bassi_schedd.store.readview import ReadView, TaskStats
 from bassi_schedd.store.state import QueryError, StateDBError
 
 STATS_DAYS = 30
+# Many open pages poll the same lists: within this long they share one read of the task files
+# and the history (an action from the dashboard itself clears it at once).
+TASKS_TTL_S = 1.0
+STATS_TTL_S = 5.0
 MASK = "********"
 # Besides env values, keys whose values are often credentials (a webhook URL holds its token).
 _SECRET_KEY = re.compile(r"url|token|secret|password|api_key|headers", re.IGNORECASE)
@@ -61,6 +66,13 @@ class Reader:
         self.home = home
         self._lister = TaskLister(home)
         self._lister_lock = threading.Lock()
+        self._rows: tuple[float, list[dict[str, Any]], bytes] | None = None
+        self._stats: tuple[float, dict[str, TaskStats]] | None = None
+
+    def invalidate(self) -> None:
+        """Forget the shared reads: the next request sees an action's effect at once."""
+        self._rows = None
+        self._stats = None
 
     @contextmanager
     def db(self) -> Iterator[ReadView | None]:
@@ -92,17 +104,37 @@ class Reader:
 
     def tasks(self, now: datetime) -> list[dict[str, Any]]:
         """The ``list --json`` rows (with ``_``-keys for display)."""
-        with self.db() as db:
-            summaries: dict[str, TaskSummary] = db.task_summaries() if db is not None else {}
+        return self._tasks(now)[0]
+
+    def tasks_json(self, now: datetime) -> bytes:
+        """``GET /api/tasks``: the rows without display keys, as JSON bytes."""
+        return self._tasks(now)[1]
+
+    def _tasks(self, now: datetime) -> tuple[list[dict[str, Any]], bytes]:
         with self._lister_lock:
-            return self._lister.rows(summaries, now)
+            cached = self._rows
+            if cached is not None and clock.monotonic() - cached[0] < TASKS_TTL_S:
+                return cached[1], cached[2]
+            with self.db() as db:
+                summaries: dict[str, TaskSummary] = db.task_summaries() if db is not None else {}
+            rows = self._lister.rows(summaries, now)
+            public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
+            body = json.dumps(public, separators=(",", ":")).encode()
+            self._rows = (clock.monotonic(), rows, body)
+            return rows, body
 
     def stats(self, now: datetime, task: str | None = None) -> dict[str, TaskStats]:
-        """Success and cost per task over the last 30 days."""
+        """Success and cost per task over the last 30 days (all tasks: shared for a while)."""
+        cached = self._stats
+        if task is None and cached is not None and clock.monotonic() - cached[0] < STATS_TTL_S:
+            return cached[1]
         with self.db() as db:
             if db is None:
                 return {}
-            return db.stats_since(now - timedelta(days=STATS_DAYS), task)
+            stats = db.stats_since(now - timedelta(days=STATS_DAYS), task)
+        if task is None:
+            self._stats = (clock.monotonic(), stats)
+        return stats
 
     def task(self, name: str, now: datetime) -> dict[str, Any]:
         """One task: its ``list`` row, the file with secrets masked, the next 5 times, stats."""

@@ -17,7 +17,7 @@ from bassi_schedd.config.loader import TaskLoader
 from bassi_schedd.config.paths import Home
 from bassi_schedd.config.settings import load_config
 from bassi_schedd.config.taskfile import NAME_RE
-from bassi_schedd.core.errors import printable
+from bassi_schedd.core.errors import TaskFileError, printable
 from bassi_schedd.core.records import TaskSummary
 from bassi_schedd.core.schedule import next_times
 from bassi_schedd.core.spec import TaskSpec
@@ -57,6 +57,10 @@ class TaskLister:
         self.home = home
         self._loader: TaskLoader | None = None
         self._next: dict[str, tuple[TaskSpec, datetime | None]] = {}
+        # name -> (what the row was made from, the row): a task whose spec (same object: the
+        # loader keeps unchanged ones), summary and next run did not change keeps its row (rows
+        # are shared between calls: callers copy, never change them)
+        self._made: dict[str, tuple[tuple[object, ...], dict[str, Any]]] = {}
 
     def rows(self, summaries: dict[str, TaskSummary], now: datetime) -> list[dict[str, Any]]:
         """One row per task file, sorted by name; keys starting with ``_`` are for display."""
@@ -69,45 +73,67 @@ class TaskLister:
         if result.folder_error is not None:
             raise result.folder_error  # nothing in the folder is loaded: say why
         rows: list[dict[str, Any]] = []
+        made: dict[str, tuple[tuple[object, ...], dict[str, Any]]] = {}
         for name in sorted(set(result.tasks) | set(result.errors)):
             summary = summaries.get(name)
-            last_at = summary.last_run_at if summary is not None else None
-            row: dict[str, Any] = {
-                "name": name,
-                "file": None,
-                "description": None,
-                "schedule": None,
-                "timezone": None,
-                "kind": None,
-                "state": "invalid",
-                "next_run": None,
-                "last_status": summary.last_status if summary is not None else None,
-                "last_run_at": last_at.astimezone(UTC).isoformat() if last_at else None,
-                "error": None,
-            }
             spec = result.tasks.get(name)
-            if spec is None:
-                err = result.errors[name]
-                row.update(file=printable(err.path), error=str(err))
-                if not NAME_RE.match(name):
-                    row["name"] = Path(name).name
-            else:
-                done = summary is not None and summary.done
-                state = "done" if done else ("enabled" if spec.enabled else "paused")
-                nxt = self._next_run(spec, now) if state == "enabled" else None
-                row.update(
-                    file=str(spec.path),
-                    description=spec.description,
-                    schedule=spec.schedule.text,
-                    timezone=spec.timezone,
-                    kind="agent" if spec.is_agent else "command",
-                    state=state,
-                    next_run=nxt.isoformat() if nxt else None,
-                    _next=fmt_time(nxt) if nxt else "-",
-                )
+            source = spec if spec is not None else result.errors[name]
+            enabled = spec is not None and spec.enabled and not (summary and summary.done)
+            nxt = self._next_run(spec, now) if spec is not None and enabled else None
+            key = (source, summary, nxt)
+            old = self._made.get(name)
+            if old is not None and old[0][0] is source and old[0][1:] == key[1:]:
+                made[name] = old
+                rows.append(old[1])
+                continue
+            row = self._row(name, spec, result.errors.get(name), summary, nxt)
+            made[name] = (key, row)
             rows.append(row)
+        self._made = made
         self._next = {k: v for k, v in self._next.items() if k in result.tasks}
         return rows
+
+    def _row(
+        self,
+        name: str,
+        spec: TaskSpec | None,
+        err: TaskFileError | None,
+        summary: TaskSummary | None,
+        nxt: datetime | None,
+    ) -> dict[str, Any]:
+        last_at = summary.last_run_at if summary is not None else None
+        row: dict[str, Any] = {
+            "name": name,
+            "file": None,
+            "description": None,
+            "schedule": None,
+            "timezone": None,
+            "kind": None,
+            "state": "invalid",
+            "next_run": None,
+            "last_status": summary.last_status if summary is not None else None,
+            "last_run_at": last_at.astimezone(UTC).isoformat() if last_at else None,
+            "error": None,
+        }
+        if spec is None:
+            assert err is not None
+            row.update(file=printable(err.path), error=str(err))
+            if not NAME_RE.match(name):
+                row["name"] = Path(name).name
+            return row
+        done = summary is not None and summary.done
+        state = "done" if done else ("enabled" if spec.enabled else "paused")
+        row.update(
+            file=str(spec.path),
+            description=spec.description,
+            schedule=spec.schedule.text,
+            timezone=spec.timezone,
+            kind="agent" if spec.is_agent else "command",
+            state=state,
+            next_run=nxt.isoformat() if nxt else None,
+            _next=fmt_time(nxt) if nxt else "-",
+        )
+        return row
 
     def _next_run(self, spec: TaskSpec, now: datetime) -> datetime | None:
         # The first time after `now` is still the first time after a later `now` as long as

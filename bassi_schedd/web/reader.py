@@ -68,6 +68,7 @@ class Reader:
         self._lister_lock = threading.Lock()
         self._rows: tuple[float, list[dict[str, Any]], bytes] | None = None
         self._stats: tuple[float, dict[str, TaskStats]] | None = None
+        self._json: dict[str, tuple[dict[str, Any], bytes]] = {}
 
     def invalidate(self) -> None:
         """Forget the shared reads: the next request sees an action's effect at once."""
@@ -118,10 +119,20 @@ class Reader:
             with self.db() as db:
                 summaries: dict[str, TaskSummary] = db.task_summaries() if db is not None else {}
             rows = self._lister.rows(summaries, now)
-            public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
-            body = json.dumps(public, separators=(",", ":")).encode()
+            old, self._json = self._json, {}
+            body = b"[" + b",".join(self._row_json(r, old) for r in rows) + b"]"
             self._rows = (clock.monotonic(), rows, body)
             return rows, body
+
+    def _row_json(self, row: dict[str, Any], old: dict[str, tuple[dict[str, Any], bytes]]) -> bytes:
+        # The lister hands back the same row object while its task is unchanged: its JSON too.
+        cached = old.get(row["name"])
+        if cached is not None and cached[0] is row:
+            self._json[row["name"]] = cached
+            return cached[1]
+        data = json.dumps({k: v for k, v in row.items() if not k.startswith("_")}).encode()
+        self._json[row["name"]] = (row, data)
+        return data
 
     def stats(self, now: datetime, task: str | None = None) -> dict[str, TaskStats]:
         """Success and cost per task over the last 30 days (all tasks: shared for a while)."""

@@ -28,6 +28,7 @@ env = {{ API_SECRET = "hunter2-do-not-show" }}
 QUICK = """
 schedule = "0 0 1 1 *"
 timezone = "UTC"
+overlap = "allow"   # three quick triggers are three runs, none skipped
 enabled = true      # flipped by the dashboard
 command = ["/bin/sh", "-c", "echo quick"]
 """

@@ -110,7 +110,7 @@ class Daemon:
             db,
             config,
             clock=self.clock,
-            notifier=Notifier(self.home, config),
+            notifier=Notifier(self.home, config, command_timeout_s=config.notify_timeout_s),
             troubles=self.troubles,
         )
         self.reloader = Reloader(
@@ -309,7 +309,7 @@ class Daemon:
         runs.abandon()
         if sched.notifier is not None:
             # `run --once` waits for its notifications (a notify program may take up to 30 s).
-            sched.notifier.close(35.0 if self.once else 5.0)
+            sched.notifier.close(sched.config.notify_timeout_s + 5.0 if self.once else 5.0)
         log.info("daemon.stop", pid=os.getpid(), signal=_signame(self.stop_signal))
         sched.db.close()
         self.lock.release()

@@ -56,8 +56,10 @@ class Reloader:
         if new is None:
             return
         sched.config = new
+        sched.runs.kill_grace_s = new.kill_grace_s
         if sched.notifier is not None:
             sched.notifier.config = new
+            sched.notifier.command_timeout_s = new.notify_timeout_s
         self.loader.set_config(new)  # task defaults (timezone...) come from it
         if (new.log_max_bytes, new.log_backups) != (old.log_max_bytes, old.log_backups):
             configure_logging(

@@ -27,7 +27,6 @@ from bassi_schedd.daemon.clock import SYSTEM_CLOCK, Clock
 from bassi_schedd.daemon.guard import Troubles
 from bassi_schedd.daemon.runwatch import RunWatcher
 from bassi_schedd.notify.notifier import Notifier
-from bassi_schedd.runner.kill import KILL_GRACE_S
 from bassi_schedd.runner.process import Active, create_time, spawn
 from bassi_schedd.runner.rundir import child_argv, child_env, prepare_run_dir
 from bassi_schedd.store.schema import is_disk_full
@@ -58,7 +57,6 @@ class Scheduler:
     parent_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     notifier: Notifier | None = None
     troubles: Troubles = field(default_factory=Troubles)
-    kill_grace_s: float = KILL_GRACE_S
     # Daemon facts written with every tick (daemon_pid...), so a full disk at start loses none.
     meta: dict[str, str] = field(default_factory=dict)
     runs: RunWatcher = field(init=False)
@@ -67,11 +65,16 @@ class Scheduler:
         self.runs = RunWatcher(
             self.db,
             self.clock,
-            self.kill_grace_s,
+            self.config.kill_grace_s,
             self.tasks,
             notifier=self.notifier,
             troubles=self.troubles,
         )
+
+    @property
+    def kill_grace_s(self) -> float:
+        """SIGTERM to SIGKILL for a run the daemon stops (schedd.toml ``kill_grace``)."""
+        return self.runs.kill_grace_s
 
     @property
     def active(self) -> list[Active]:

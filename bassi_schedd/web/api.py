@@ -61,7 +61,7 @@ def task_runs(request: Request) -> Response:
     """``GET /api/tasks/NAME/runs?limit=N&before=RUN_ID``: a page of history, newest first."""
     reader = _reader(request)
     name = request.path_params["name"]
-    reader.task(name, _now())  # 404 for an unknown task rather than an empty page
+    reader.check_task(name)  # 404 for an unknown task rather than an empty page
     limit = _int_param(request, "limit", 20, 1, MAX_LIMIT)
     before = request.query_params.get("before")
     if before is not None:

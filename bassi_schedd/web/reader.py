@@ -147,6 +147,13 @@ class Reader:
             self._stats = (clock.monotonic(), stats)
         return stats
 
+    def check_task(self, name: str) -> None:
+        """NotFoundError unless ``tasks/NAME.toml`` exists."""
+        try:
+            task_path(self.home, name)
+        except NoSuchTaskError as e:
+            raise NotFoundError(str(e)) from None
+
     def task(self, name: str, now: datetime) -> dict[str, Any]:
         """One task: its ``list`` row, the file with secrets masked, the next 5 times, stats."""
         try:

@@ -231,6 +231,14 @@ class Reader:
             return b"", offset
         return data, offset + len(data)
 
+    def output_size(self, row: RunRow) -> int:
+        """The size of the run's output.log now (0 when there is none)."""
+        path = run_file(row, "output.log")
+        try:
+            return 0 if path is None else os.path.getsize(path)
+        except OSError:
+            return 0
+
 
 def run_file(row: RunRow, name: str) -> Path | None:
     """A file of the run's folder, None when the run has no folder."""

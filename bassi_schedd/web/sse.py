@@ -26,6 +26,7 @@ FILE_POLL_S = 0.1
 DB_POLL_S = 0.5
 KEEPALIVE_S = 15.0
 CHUNK_BYTES = 64 * 1024
+TRIMMED = "[bassi-schedd web: output.log was cut to its max_output; showing what it kept]"
 
 
 def encode(data: str, event: str | None = None, event_id: int | None = None) -> bytes:
@@ -77,6 +78,11 @@ async def _output_events(reader: Reader, row: RunRow, offset: int) -> AsyncItera
             end = {"status": str(row.status), "exit_code": row.exit_code}
             yield encode(json.dumps(end), event="end", event_id=offset)
             return
+        if reader.output_size(row) < offset:
+            # max_output cut the file in place: what it kept starts again at byte 0
+            offset = 0
+            yield encode(TRIMMED, event_id=0)
+            continue
         now = anyio.current_time()
         if now - last_db >= DB_POLL_S:
             last_db = now

@@ -221,3 +221,31 @@ def test_non_loopback_host_and_busy_port_are_refused(home: Home, web: Web) -> No
 
 def _auth(w: WebProc) -> dict[str, str]:
     return {"Host": f"127.0.0.1:{w.port}", "Authorization": f"Bearer {w.token}"}
+
+
+def test_output_stream_follows_a_file_cut_in_place(
+    home: Home, write_task, daemon: Start, web: Web, tmp_path: Path
+) -> None:
+    gate1, gate2 = tmp_path / "gate1", tmp_path / "gate2"
+    write_task("gated", GATED.format(gate1=gate1, gate2=gate2))
+    d = daemon()
+    d.wait_ready()
+    w = web()
+    assert w.post("/api/tasks/gated/trigger").status == 202
+    row = wait_for(lambda: [r for r in runs(home, "gated") if r["status"] == "running"])[0]  # type: ignore[index]
+    conn = w.connection()
+    conn.request("GET", f"/api/runs/{row['run_id']}/stream", headers=_auth(w))
+    sse = SSEReader(conn.getresponse())
+    assert sse.next_event()["data"] == "one"
+    # what max_output does to a long output: the file is cut in place, its tail kept
+    Path(str(row["run_dir"]), "output.log").write_bytes(b"k\n")
+    notice = sse.next_event()
+    assert "cut to its max_output" in notice["data"] and notice["id"] == "0"
+    assert sse.next_event()["data"] == "k"
+    gate1.touch()
+    assert sse.next_event()["data"] == "two"
+    gate2.touch()
+    assert sse.next_event()["data"] == "three"
+    assert sse.next_event()["event"] == "end"
+    conn.close()
+    assert d.stop() == 0

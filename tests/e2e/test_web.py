@@ -249,3 +249,25 @@ def test_output_stream_follows_a_file_cut_in_place(
     assert sse.next_event()["event"] == "end"
     conn.close()
     assert d.stop() == 0
+
+
+def test_damaged_state_db_bad_method_and_unsafe_token_are_one_sentence(
+    home: Home, write_task, web: Web
+) -> None:
+    write_task("quick", QUICK)
+    home.state_db.write_bytes(b"this is not a database" * 100)
+    w = web()
+    r = w.get("/api/tasks")
+    assert r.status == 409 and str(home.state_db) in r.json()["error"]
+    assert w.get("/").status == 409
+    assert w.get("/healthz", auth=False).status == 200
+    r = w.post("/api/tasks")
+    assert r.status == 405 and r.json() == {"error": "POST is not allowed on /api/tasks"}
+    w.stop()
+    token = home.root / "web.token"
+    token.chmod(0o644)
+    w = web(wait=False)
+    assert w.proc.wait(timeout=30) == 1
+    out = w.output().strip()
+    assert "readable by others" in out and f"chmod 600 {token}" in out
+    assert "Traceback" not in out

@@ -168,6 +168,7 @@ def task_page(request: Request) -> Response:
         f"<h1>Task {esc(name)}</h1>"
         f'<p class="actions">{_actions(name, t["state"])}</p>'
         + facts
+        + f'<h2>Live</h2><ul id="live" class="live" data-task="{esc(name)}"></ul>'
         + (f"<h2>Recent runs</h2>{chart}" if chart else "")
         + "<h2>History</h2>"
         + (table(HISTORY_HEADERS, _history_rows(runs), "history") if runs else "<p>no runs</p>")

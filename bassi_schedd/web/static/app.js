@@ -48,6 +48,7 @@ function liveEvents() {
   const source = new EventSource("/api/events");
   const onEvent = (ev) => {
     const run = JSON.parse(ev.data);
+    if (live.dataset.task && live.dataset.task !== run.task) return;
     const id = "live-" + run.run_id;
     let item = document.getElementById(id);
     if (!item) {

@@ -135,6 +135,9 @@ done; echo backup done"]
             before = report.read_text()
             page.goto(f"{w.url}tasks/inbox-digest")
             assert "never-shown" not in page.content()
+            page.get_by_role("button", name="Run now").click()
+            own = page.locator("#live li", has_text="inbox-digest")
+            expect(own).to_contain_text("success", timeout=30_000)  # its run.start, then run.end
             page.get_by_role("button", name="Pause").click()
             expect(page.get_by_role("button", name="Resume")).to_be_visible(timeout=30_000)
             assert report.read_text() == before + "enabled = false\n"

@@ -10,6 +10,7 @@ from bassi_schedd.config.paths import Home
 from bassi_schedd.config.tomlfile import FieldError, file_error, read_checked_toml
 from bassi_schedd.config.validate import (
     check_argv,
+    check_budget,
     check_count,
     check_env_names,
     check_notify,
@@ -34,6 +35,7 @@ CONFIG_KEYS = (
     "keep_runs",
     "notify",
     "healthcheck_url",
+    "budget",
 )
 
 
@@ -103,6 +105,8 @@ def config_from_dict(data: dict[str, Any]) -> DaemonConfig:
         values["notify"] = check_notify(data["notify"], "notify")
     if "healthcheck_url" in data:
         values["healthcheck_url"] = check_url(data["healthcheck_url"], "healthcheck_url")
+    if "budget" in data:
+        values["budget"] = check_budget(data["budget"], "budget")
     return DaemonConfig(**values)
 
 

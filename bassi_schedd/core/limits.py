@@ -76,6 +76,10 @@ JITTER = Limit("jitter", "task", "duration", 0, DAY_S)
 MAX_OUTPUT = Limit("max_output", "task", "size", KB, GB)
 MAX_TURNS = Limit("agent.max_turns", "task", "count", 1, 10_000)
 MAX_BUDGET_USD = Limit("agent.max_budget_usd", "task", "usd", 0, 1000, low_exclusive=True)
+WHEN_TIMEOUT = Limit("when_timeout", "task", "duration", 1, DAY_S)
+# 0 is allowed: a cap of nothing pauses a task's agent runs without editing `enabled`.
+DAILY_USD = Limit("budget.daily_usd", "task, schedd.toml", "usd", 0, 1_000_000)
+MONTHLY_USD = Limit("budget.monthly_usd", "task, schedd.toml", "usd", 0, 1_000_000)
 
 # -- schedd.toml --------------------------------------------------------------------------------
 MAX_CONCURRENT = Limit("max_concurrent", "schedd.toml", "count", 1, 1000)
@@ -86,6 +90,7 @@ KEEP_RUNS = Limit("keep_runs", "schedd.toml", "count", 1, 1_000_000)
 
 # -- command line -------------------------------------------------------------------------------
 LOGS_SINCE = Limit("--since", "logs", "duration", 0, 36500 * DAY_S)
+COST_SINCE = Limit("--since", "cost", "duration", 0, 36500 * DAY_S)
 
 ALL = (
     TIMEOUT,
@@ -96,12 +101,16 @@ ALL = (
     MAX_OUTPUT,
     MAX_TURNS,
     MAX_BUDGET_USD,
+    WHEN_TIMEOUT,
+    DAILY_USD,
+    MONTHLY_USD,
     MAX_CONCURRENT,
     LOG_MAX_BYTES,
     LOG_BACKUPS,
     KEEP_RUNS_DAYS,
     KEEP_RUNS,
     LOGS_SINCE,
+    COST_SINCE,
 )
 
 # Defaults that are not bounds but belong with them.

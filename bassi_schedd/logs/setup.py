@@ -69,6 +69,7 @@ EVENTS = (
     "config.invalid",
     "run.not_started",
     "run.requeued",
+    "run.stop",
 )
 __all__ = [
     "EVENTS",

@@ -19,7 +19,7 @@ from bassi_schedd.config.paths import FILE_MODE, make_private_dir
 from bassi_schedd.core.errors import UserError
 from bassi_schedd.core.records import NewRun, reroll_run_id, to_db
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -83,7 +83,21 @@ UPDATE runs SET stop_reason = substr(detail, 11), detail = NULL
     WHERE substr(detail, 1, 10) = 'stopping: '
 """
 
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+# v4 (SPEC 10, agent controls): the sha256 of a success's result (notify on = ["changed"]); the
+# spend index, so the budget check before each agent run reads only the rows with a cost that
+# started this month (its columns cover the query: no table row is read); `stop` requests.
+_SCHEMA_V4 = """
+ALTER TABLE runs ADD COLUMN result_sha256 TEXT;
+CREATE INDEX runs_spend ON runs (started_at, task, cost_usd) WHERE cost_usd IS NOT NULL;
+CREATE TABLE stop_requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    stopped TEXT
+)
+"""
+
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 
 ID_TRIES = 20  # fresh random parts tried before a taken run id is an error
 # The conflict target names the partial index, so only "this time already has its live row" is

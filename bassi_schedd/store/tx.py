@@ -175,6 +175,7 @@ class Tx:
         cost_usd: float | None = None,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
+        result_sha256: str | None = None,
     ) -> None:
         """Write how a run ended into its row (``detail``, if given, says why) and the task's
         last status."""
@@ -183,8 +184,8 @@ class Tx:
             duration_s = round((ended_at - run.started_at).total_seconds(), 3)
         self._execute(
             "UPDATE runs SET status = ?, exit_code = ?, ended_at = ?, duration_s = ?, "
-            "cost_usd = ?, input_tokens = ?, output_tokens = ?, detail = COALESCE(?, detail) "
-            "WHERE run_id = ?",
+            "cost_usd = ?, input_tokens = ?, output_tokens = ?, detail = COALESCE(?, detail), "
+            "result_sha256 = ? WHERE run_id = ?",
             (
                 status,
                 exit_code,
@@ -194,6 +195,7 @@ class Tx:
                 input_tokens,
                 output_tokens,
                 detail,
+                result_sha256,
                 run.run_id,
             ),
         )
@@ -218,3 +220,29 @@ class Tx:
         rows = self._execute("SELECT id, task, requested_at FROM requests ORDER BY id").fetchall()
         self._execute("DELETE FROM requests")
         return [(r[1], datetime.fromisoformat(r[2])) for r in rows]
+
+    # -- stop requests ------------------------------------------------------------------------
+
+    def add_stop_request(self, target: str, now: datetime) -> int:
+        """Queue a ``stop RUN_ID|TASK`` request for the daemon; return its id."""
+        cur = self._execute(
+            "INSERT INTO stop_requests (target, requested_at) VALUES (?, ?)", (target, to_db(now))
+        )
+        return int(cur.lastrowid or 0)
+
+    def pending_stop_requests(self) -> list[tuple[int, str]]:
+        """(id, target) of the stop requests the daemon has not answered, oldest first."""
+        rows = self._execute(
+            "SELECT id, target FROM stop_requests WHERE stopped IS NULL ORDER BY id"
+        ).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def answer_stop_request(self, request_id: int, run_ids: Sequence[str]) -> None:
+        """Record which runs the daemon is stopping for a request (none: nothing was running)."""
+        self._execute(
+            "UPDATE stop_requests SET stopped = ? WHERE id = ?", (",".join(run_ids), request_id)
+        )
+
+    def forget_stop_request(self, request_id: int) -> None:
+        """Remove an answered request (its caller has read the answer)."""
+        self._execute("DELETE FROM stop_requests WHERE id = ?", (request_id,))

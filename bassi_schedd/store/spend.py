@@ -1,0 +1,32 @@
+"""The budget check of SPEC 10 against the state DB: one indexed query, then core.budget's rule."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bassi_schedd.core.budget import Decision, Spent, decide, periods
+from bassi_schedd.core.spec import DaemonConfig, TaskSpec
+from bassi_schedd.store.state import StateDB
+
+
+def has_caps(task: TaskSpec, config: DaemonConfig) -> bool:
+    """Whether any cap applies to ``task`` (command tasks have no cost and ignore budgets)."""
+    return task.is_agent and (task.budget.any or config.budget.any)
+
+
+def check_budget(db: StateDB, task: TaskSpec, config: DaemonConfig, now: datetime) -> Decision:
+    """May an agent run of ``task`` start at ``now``, and with which ``max_budget_usd``."""
+    run_max = task.agent.max_budget_usd
+    if not has_caps(task, config):
+        return Decision(None, run_max)
+    from zoneinfo import ZoneInfo
+
+    spent = db.spend(task.name, periods(now, task.zone, ZoneInfo(config.timezone)))
+    return decide(task.budget, config.budget, spent, run_max)
+
+
+def spent_now(db: StateDB, task: TaskSpec, config: DaemonConfig, now: datetime) -> Spent:
+    """What counts towards ``task``'s caps at ``now`` (for ``list`` and ``status``)."""
+    from zoneinfo import ZoneInfo
+
+    return db.spend(task.name, periods(now, task.zone, ZoneInfo(config.timezone)))

@@ -210,9 +210,7 @@ def _agent(value: object) -> AgentOptions:
         raw = check_str(table["cli_path"], "agent.cli_path", non_empty=True)
         opts["cli_path"] = os.path.expanduser(raw)
     if "continue_session" in table:
-        opts["continue_session"] = check_bool(
-            table["continue_session"], "agent.continue_session"
-        )
+        opts["continue_session"] = check_bool(table["continue_session"], "agent.continue_session")
     return AgentOptions(**opts)
 
 

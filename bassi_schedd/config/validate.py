@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bassi_schedd.config.tomlfile import FieldError
-from bassi_schedd.core.durations import parse_duration_s
 from bassi_schedd.core import limits
+from bassi_schedd.core.durations import parse_duration_s
 from bassi_schedd.core.limits import Limit
 from bassi_schedd.core.spec import BudgetSpec, NotifyEvent, NotifySpec
 

@@ -97,4 +97,3 @@ def serve_stop_requests(sched: Scheduler) -> None:
             sched.stop_run(a, RunStatus.CANCELLED, mono)
         with sched.db.tx() as tx:
             tx.answer_stop_request(request_id, [a.run_id for a in hit])
-

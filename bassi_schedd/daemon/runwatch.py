@@ -248,8 +248,15 @@ class RunWatcher:
                 tx.insert_runs([retry], ended)
         duration_s = round((ended - run.started_at).total_seconds(), 3) if run.started_at else None
         if status == RunStatus.SKIPPED_CONDITION:
-            log.info("run.skipped", task=run.task, run_id=run_id, trigger=run.trigger,
-                     scheduled_for=iso_utc(run.scheduled_for), status=status, reason=reason)
+            log.info(
+                "run.skipped",
+                task=run.task,
+                run_id=run_id,
+                trigger=run.trigger,
+                scheduled_for=iso_utc(run.scheduled_for),
+                status=status,
+                reason=reason,
+            )
         log.log(
             logging.INFO if status in (RunStatus.SUCCESS, RunStatus.REPLACED) else logging.WARNING,
             "run.end",

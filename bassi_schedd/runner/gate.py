@@ -66,11 +66,11 @@ def run_gate(
     """Run the gate once; its verdict and its stdout (last 10 KB, as text)."""
     name = _name(argv)
     try:
-        proc = start_child(
-            ChildSpec(tuple(argv), env, cwd, name="bassi-gate", stderr_file=log)
-        )
+        proc = start_child(ChildSpec(tuple(argv), env, cwd, name="bassi-gate", stderr_file=log))
     except OSError as e:
-        why = "was not found" if isinstance(e, FileNotFoundError) else f"cannot start ({e.strerror})"
+        why = (
+            "was not found" if isinstance(e, FileNotFoundError) else f"cannot start ({e.strerror})"
+        )
         reason = f"the gate program {argv[0]!r} {why}"
         _append(log, f"bassi-schedd: {reason}\n")
         return Verdict("fail", None, reason), ""
@@ -103,7 +103,9 @@ def run_gate(
     proc.wait()
     text = clip_tail(out.decode("utf-8", errors="replace"), WHEN_OUTPUT_MAX_BYTES)
     if timed_out:
-        reason = f"the gate {name!r} did not finish within {timeout_s:g}s (when_timeout) and was stopped"
+        reason = (
+            f"the gate {name!r} did not finish within {timeout_s:g}s (when_timeout) and was stopped"
+        )
         _append(log, f"bassi-schedd: {reason}\n")
         return Verdict("fail", None, reason), text
     rc = proc.returncode
@@ -150,8 +152,11 @@ def gate_run_dir(run_dir: Path, env: Mapping[str, str] | None = None) -> Verdict
     timeout_s = float(task.get("when_timeout_s") or 60.0)
     cwd = Path(str(task.get("cwd") or "~")).expanduser()
     verdict, output = run_gate(
-        [str(a) for a in when], dict(os.environ if env is None else env), cwd,
-        run_dir / WHEN_LOG, timeout_s,
+        [str(a) for a in when],
+        dict(os.environ if env is None else env),
+        cwd,
+        run_dir / WHEN_LOG,
+        timeout_s,
     )
     write_private_file(run_dir / GATE_FILE, json.dumps(asdict(verdict)) + "\n")
     prompt = run_dir / "prompt.txt"
@@ -190,7 +195,9 @@ def main(argv: Sequence[str]) -> int:
     """``python -m bassi_schedd.runner.gate --run-dir DIR -- COMMAND...``: gate, then exec."""
     args = list(argv)
     if len(args) < 4 or args[0] != "--run-dir" or args[2] != "--":
-        print("usage: python -m bassi_schedd.runner.gate --run-dir DIR -- COMMAND...", file=sys.stderr)
+        print(
+            "usage: python -m bassi_schedd.runner.gate --run-dir DIR -- COMMAND...", file=sys.stderr
+        )
         return 2
     run_dir, command = Path(args[1]), args[3:]
     verdict = gate_run_dir(run_dir)

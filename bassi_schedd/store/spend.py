@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
-from bassi_schedd.core.budget import Decision, Spent, decide, periods
+from bassi_schedd.core.budget import Decision, decide, periods
 from bassi_schedd.core.spec import DaemonConfig, TaskSpec
 from bassi_schedd.store.state import StateDB
 
@@ -25,8 +26,14 @@ def check_budget(db: StateDB, task: TaskSpec, config: DaemonConfig, now: datetim
     return decide(task.budget, config.budget, spent, run_max)
 
 
-def spent_now(db: StateDB, task: TaskSpec, config: DaemonConfig, now: datetime) -> Spent:
-    """What counts towards ``task``'s caps at ``now`` (for ``list`` and ``status``)."""
-    from zoneinfo import ZoneInfo
-
-    return db.spend(task.name, periods(now, task.zone, ZoneInfo(config.timezone)))
+def over_caps(
+    db: StateDB, tasks: Iterable[TaskSpec], config: DaemonConfig, now: datetime
+) -> dict[str, str]:
+    """The tasks whose next agent run would be refused now, with the sentence why."""
+    out = {}
+    for task in tasks:
+        if has_caps(task, config):
+            exceeded = check_budget(db, task, config, now).exceeded
+            if exceeded is not None:
+                out[task.name] = exceeded
+    return out

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bassi_schedd.config.paths import Home
+from bassi_schedd.core.budget import Periods, Spent
 from bassi_schedd.core.records import (
     NewRun,
     RunRow,
@@ -23,7 +24,6 @@ from bassi_schedd.core.records import (
     from_db,
     to_db,
 )
-from bassi_schedd.core.budget import Periods, Spent
 from bassi_schedd.core.runstatus import FINISHED, RunStatus
 from bassi_schedd.store.schema import (
     SCHEMA_VERSION,

@@ -131,7 +131,8 @@ def _take(fd: int, out: bytearray, log_f: object) -> bool:
         log_f.write(chunk)  # type: ignore[attr-defined]
         log_f.flush()  # type: ignore[attr-defined]
         out += chunk
-        del out[: max(0, len(out) - WHEN_OUTPUT_MAX_BYTES)]
+        # More than is kept, so that the clip (and its "[...]" mark) sees that some was cut.
+        del out[: max(0, len(out) - 2 * WHEN_OUTPUT_MAX_BYTES)]
 
 
 def _append(path: Path, text: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -123,7 +124,7 @@ def test_a_version_2_file_migrates_and_keeps_its_rows(db_path: Path) -> None:
     old.commit()
     old.close()
     conn = connect(db_path, 1.0)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     rows = conn.execute("SELECT run_id, status, detail, stop_reason FROM runs ORDER BY seq")
     assert [tuple(r) for r in rows] == [
         ("stopping", "running", None, "timeout"),
@@ -139,3 +140,52 @@ def test_a_version_2_file_migrates_and_keeps_its_rows(db_path: Path) -> None:
         assert "stop_reason" not in running.public()  # the daemon's bookkeeping, not history
     finally:
         db.close()
+
+
+def test_a_version_3_file_migrates_keeps_its_rows_and_sums_spend_by_index(db_path: Path) -> None:
+    """v4 (SPEC 10) adds result_sha256, the spend index and stop requests to a v3 history."""
+    from datetime import UTC, datetime
+
+    from bassi_schedd.core.budget import periods
+    from bassi_schedd.store.schema import MIGRATIONS
+    from bassi_schedd.store.state import StateDB
+
+    db_path.parent.mkdir(parents=True)
+    old = sqlite3.connect(db_path)
+    for v in (1, 2, 3):
+        old.executescript(MIGRATIONS[v])
+    old.execute("PRAGMA user_version = 3")
+    insert = (
+        "INSERT INTO runs (run_id, task, trigger, status, started_at, cost_usd, created_at) "
+        "VALUES (?, ?, 'schedule', 'success', ?, ?, '2026-01-01T00:00:00+00:00')"
+    )
+    old.execute(insert, ("a", "mail", "2026-12-06T08:00:00+00:00", 0.25))
+    old.execute(insert, ("b", "mail", "2026-12-01T08:00:00+00:00", 1.0))
+    old.execute(insert, ("c", "other", "2026-12-06T09:00:00+00:00", 0.5))
+    old.execute(insert, ("d", "mail", "2026-11-30T23:00:00+00:00", 9.0))  # last month
+    old.commit()
+    old.close()
+    db = StateDB.open(db_path)
+    try:
+        assert [r.run_id for r in db.recent_runs(limit=10)] == ["d", "c", "b", "a"]
+        assert db.get_run("a").result_sha256 is None  # type: ignore[union-attr]
+        zone = ZoneInfo("UTC")
+        spent = db.spend("mail", periods(datetime(2026, 12, 6, 12, tzinfo=UTC), zone, zone))
+        assert (spent.task_day, spent.task_month, spent.all_day, spent.all_month) == (
+            0.25,
+            1.25,
+            0.75,
+            1.75,
+        )
+    finally:
+        db.close()
+    conn = connect(db_path, 1.0)
+    plan = " ".join(
+        str(r[-1])
+        for r in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT TOTAL(cost_usd) FROM runs INDEXED BY runs_spend "
+            "WHERE cost_usd IS NOT NULL AND started_at >= '2026-12-01'"
+        )
+    )
+    assert "COVERING INDEX runs_spend" in plan
+    conn.close()

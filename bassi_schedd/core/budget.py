@@ -3,12 +3,18 @@
 Pure arithmetic; the state store sums the costs (``StateDB.spend``) and the daemon decides with
 :func:`decide` before each agent run starts. A task's caps count that task's runs in the task's
 zone; the caps of schedd.toml count every run, in the daemon's zone.
+
+The store keeps the spend per task (and for all tasks) in 15-minute slots and in UTC days, by
+the time runs started. Every zone in use today is a whole number of quarter hours off UTC, so
+any zone's day or month is a range of slots: :func:`spans` cuts it into slots at its ends and
+whole UTC days in between, and a month's sum reads at most a few hundred rows, however long the
+history.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bassi_schedd.core.spec import BudgetSpec
@@ -106,3 +112,29 @@ def decide(
         remaining = cap - used
         limit = remaining if limit is None else min(limit, remaining)
     return Decision(None, None if limit is None else round(limit, 6))
+
+
+SLOT = timedelta(minutes=15)
+DAY = timedelta(days=1)
+
+
+def slot_of(t: datetime) -> datetime:
+    """The start of the 15-minute UTC slot ``t`` falls in."""
+    u = t.astimezone(UTC)
+    return u.replace(minute=u.minute - u.minute % 15, second=0, microsecond=0)
+
+
+def day_of(t: datetime) -> datetime:
+    """The start of the UTC day ``t`` falls in."""
+    return t.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def spans(start: datetime, now: datetime) -> tuple[datetime, datetime, datetime]:
+    """(a, b, c) such that the spend since ``start`` is the slots in [a, b), the UTC days in
+    [b, c) and the slots from c on."""
+    a = slot_of(start)
+    b = day_of(a) if day_of(a) == a else day_of(a) + DAY
+    c = day_of(now)
+    if b >= c:  # less than one whole UTC day in between: slots only
+        return a, a, a
+    return a, b, c

@@ -129,6 +129,7 @@ def template_values(
         "last_run_status": NEVER,
         "last_run_success": "false",
         "last_result": last_result,
+        "when_output": "",  # the gate's, filled in by the run's child (runner/gate.py)
     }
     if last_run is not None:
         started = last_run.started_at

@@ -52,7 +52,6 @@ def prepare_run_dir(
     local = scheduled_for.astimezone(task.zone)
     values = template_values(task.name, local, run_id, last_run, extras.last_result)
     keep: tuple[str, ...] = LATE if task.when else ()
-    values["when_output"] = ""
     text = render_prompt(read_prompt(task), values, keep=keep)
     write_private_file(run_dir / "prompt.txt", text)
     data = task.to_json()

@@ -22,7 +22,7 @@ def check_budget(db: StateDB, task: TaskSpec, config: DaemonConfig, now: datetim
         return Decision(None, run_max)
     from zoneinfo import ZoneInfo
 
-    spent = db.spend(task.name, periods(now, task.zone, ZoneInfo(config.timezone)))
+    spent = db.spend(task.name, periods(now, task.zone, ZoneInfo(config.timezone)), now)
     return decide(task.budget, config.budget, spent, run_max)
 
 

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bassi_schedd.config.paths import Home
-from bassi_schedd.core.budget import Periods, Spent
+from bassi_schedd.core.budget import Periods, Spent, spans
 from bassi_schedd.core.records import (
     NewRun,
     RunRow,
@@ -199,26 +199,27 @@ class StateDB:
         ).fetchone()
         return None if row is None else row_to_run(row)
 
-    def spend(self, task: str, p: Periods) -> Spent:
+    def spend(self, task: str, p: Periods, now: datetime) -> Spent:
         """USD spent by runs that started in the task's day and month and in everyone's day and
-        month: one query over the spend index (runs with a cost since the earliest start)."""
-        row = self._conn.execute(
-            "SELECT "
-            "TOTAL(CASE WHEN task = ?1 AND started_at >= ?2 THEN cost_usd END), "
-            "TOTAL(CASE WHEN task = ?1 AND started_at >= ?3 THEN cost_usd END), "
-            "TOTAL(CASE WHEN started_at >= ?4 THEN cost_usd END), "
-            "TOTAL(CASE WHEN started_at >= ?5 THEN cost_usd END) "
-            "FROM runs INDEXED BY runs_spend WHERE cost_usd IS NOT NULL AND started_at >= ?6",
-            (
-                task,
-                to_db(p.task_day),
-                to_db(p.task_month),
-                to_db(p.all_day),
-                to_db(p.all_month),
-                to_db(p.earliest),
-            ),
-        ).fetchone()
-        return Spent(float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+        month: one statement reading only the spend slots and days of those periods (schema v4;
+        at most a few hundred rows, whatever the history's length)."""
+        q_slots = (
+            "(SELECT TOTAL(cost_usd) FROM spend_slots WHERE task = ? AND slot >= ? AND slot < ?)"
+        )
+        q_tail = "(SELECT TOTAL(cost_usd) FROM spend_slots WHERE task = ? AND slot >= ?)"
+        q_days = "(SELECT TOTAL(cost_usd) FROM spend_days WHERE task = ? AND day >= ? AND day < ?)"
+        one = f"{q_slots} + {q_days} + {q_tail}"
+        params: list[object] = []
+        for who, start in (
+            (task, p.task_day),
+            (task, p.task_month),
+            ("", p.all_day),
+            ("", p.all_month),
+        ):
+            a, b, c = (to_db(t) for t in spans(start, now))
+            params += [who, a, b, who, b, c, who, c]
+        row = self._conn.execute(f"SELECT {one}, {one}, {one}, {one}", params).fetchone()
+        return Spent(*(round(float(v), 9) for v in row))
 
     def cost_rows(
         self, task: str | None, since: datetime | None

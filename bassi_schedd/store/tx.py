@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
+from bassi_schedd.core.budget import day_of, slot_of
 from bassi_schedd.core.records import NewRun, RunRow, to_db
 from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.store.schema import INSERT_RUN, insert_run, run_values
@@ -182,6 +183,7 @@ class Tx:
         duration_s = None
         if run.started_at is not None:
             duration_s = round((ended_at - run.started_at).total_seconds(), 3)
+        self._add_spend(run, cost_usd)
         self._execute(
             "UPDATE runs SET status = ?, exit_code = ?, ended_at = ?, duration_s = ?, "
             "cost_usd = ?, input_tokens = ?, output_tokens = ?, detail = COALESCE(?, detail), "
@@ -204,6 +206,24 @@ class Tx:
             "last_ok = COALESCE(?, last_ok) WHERE task = ?",
             (status, to_db(run.started_at or ended_at), _LAST_OK.get(status), run.task),
         )
+
+    def _add_spend(self, run: RunRow, cost_usd: float | None) -> None:
+        """Count a run's cost in the spend slots and days (schema v4) of its task and of all
+        tasks (task ''); only what changed, so recording an end twice counts it once."""
+        if run.started_at is None:
+            return
+        row = self._execute("SELECT cost_usd FROM runs WHERE run_id = ?", (run.run_id,)).fetchone()
+        delta = (cost_usd or 0.0) - ((row[0] if row is not None else None) or 0.0)
+        if delta == 0:
+            return
+        slot, day = to_db(slot_of(run.started_at)), to_db(day_of(run.started_at))
+        for table, column, key in (("spend_slots", "slot", slot), ("spend_days", "day", day)):
+            for task in (run.task, ""):
+                self._execute(
+                    f"INSERT INTO {table} (task, {column}, cost_usd) VALUES (?, ?, ?) "  # noqa: S608
+                    f"ON CONFLICT (task, {column}) DO UPDATE SET cost_usd = cost_usd + ?",
+                    (task, key, delta, delta),
+                )
 
     # -- trigger requests ---------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ Cli = Callable[..., CliResult]
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 PUBLIC_FIELDS = {
+    "result_sha256",
     "run_id",
     "task",
     "trigger",

@@ -249,3 +249,49 @@ def test_cost_groups_by_task_day_and_month_sorted_by_key() -> None:
     }
     assert [g.key for g in group_costs(rows, "day", BERLIN)] == ["2026-12-01", "2026-12-02"]
     assert [g.key for g in group_costs(rows, "month", UTC_ZONE)] == ["2026-11", "2026-12"]
+
+
+def test_spend_from_slots_and_days_equals_summing_every_run(tmp_path: Path) -> None:
+    """The store's slot-and-day sums agree with a plain sum over the runs, in zones a quarter or
+    half an hour off UTC, across DST and month ends."""
+    import random
+    from datetime import timedelta
+
+    from bassi_schedd.store.state import StateDB
+
+    rng = random.Random(10)
+    db = StateDB.open(tmp_path / "state.db")
+    base = datetime(2026, 9, 20, tzinfo=UTC)
+    runs: list[tuple[str, datetime, float]] = []
+    try:
+        for i in range(400):
+            task = rng.choice(("a", "b"))
+            started = base + timedelta(seconds=rng.uniform(0, 70 * 86400))
+            cost = round(rng.uniform(0, 1), 4)
+            run_id = db.start_manual_run(task, f"r{i}", lambda r: r, 1, None, started)
+            row = db.get_run(run_id)
+            assert row is not None
+            with db.tx() as tx:
+                tx.record_end(row, RunStatus.SUCCESS, 0, started, cost_usd=cost)
+            runs.append((task, started, cost))
+        zones = ("Asia/Kathmandu", "Australia/Eucla", "America/St_Johns", "Europe/Berlin", "UTC")
+        for _ in range(60):
+            now = base + timedelta(seconds=rng.uniform(0, 72 * 86400))
+            zone, daemon_zone = ZoneInfo(rng.choice(zones)), ZoneInfo(rng.choice(zones))
+            p = periods(now, zone, daemon_zone)
+            got = db.spend("a", p, now)
+
+            def total(since: datetime, task: str | None, now: datetime = now) -> float:
+                return sum(c for t, s, c in runs if s >= since and (task is None or t == task))
+
+            want = (
+                total(p.task_day, "a"),
+                total(p.task_month, "a"),
+                total(p.all_day, None),
+                total(p.all_month, None),
+            )
+            assert [
+                round(x, 6) for x in (got.task_day, got.task_month, got.all_day, got.all_month)
+            ] == [round(x, 6) for x in want], (now, zone, daemon_zone)
+    finally:
+        db.close()

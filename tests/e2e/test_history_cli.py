@@ -164,6 +164,7 @@ def test_json_document(home: Home, cli: Cli, history: None) -> None:
         "output_tokens": 340,
         "run_dir": "/runs/weekly/r1",
         "detail": None,
+        "result_sha256": None,
     }
     assert doc["tasks"] == {
         "other": {

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -169,6 +170,11 @@ def test_gate_skips_or_fails_the_run_before_anything_starts(
     (tmp_path / "code").write_text("0")
     ran = run_once(home, cli, "backup", 2)
     assert ran["status"] == "success" and (tmp_path / "backup.out").exists()
+    (tmp_path / "code").write_text("1")
+    by_hand = cli("execute", "backup")  # a run by hand goes through the gate too
+    assert by_hand.returncode == 1 and "exited 1: nothing to do" in by_hand.stderr
+    assert runs(home, "backup")[-1]["status"] == "skipped_condition"
+    (tmp_path / "code").write_text("0")
     went = run_once(home, cli, "inbox", 2)
     assert went["status"] == "success"
     prompt = (Path(str(went["run_dir"])) / "prompt.txt").read_text()
@@ -213,6 +219,8 @@ def test_last_result_and_session_carry_over_and_a_failed_resume_starts_afresh(
     first = run_once(home, cli, "notes", 1)
     assert first["status"] == "success"
     first_result = json.loads((Path(str(first["run_dir"])) / "result.json").read_text())
+    md = (Path(str(first["run_dir"])) / "result.md").read_bytes()
+    assert first["result_sha256"] == hashlib.sha256(md).hexdigest()
     assert first_result["resumed"] is False and not has_flag(
         json.loads(record.read_text())["argv"], "--resume"
     )

@@ -40,7 +40,7 @@ def test_periods_start_at_local_midnight_in_each_zone() -> None:
     assert p.all_day == p.all_month == datetime(2026, 12, 1, tzinfo=UTC)
     assert p.earliest == datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
     with pytest.raises(ValueError):
-        periods(datetime(2026, 12, 1), BERLIN, UTC_ZONE)  # noqa: DTZ001
+        periods(datetime(2026, 12, 1), BERLIN, UTC_ZONE)
 
 
 def test_a_cap_is_spent_at_or_over_it_and_otherwise_lowers_the_run_limit() -> None:
@@ -293,5 +293,35 @@ def test_spend_from_slots_and_days_equals_summing_every_run(tmp_path: Path) -> N
             assert [
                 round(x, 6) for x in (got.task_day, got.task_month, got.all_day, got.all_month)
             ] == [round(x, 6) for x in want], (now, zone, daemon_zone)
+    finally:
+        db.close()
+
+
+def test_a_success_is_changed_when_its_result_differs_from_the_previous_successs(
+    tmp_path: Path,
+) -> None:
+    from bassi_schedd.daemon.agentctl import changed_hash
+    from bassi_schedd.store.state import StateDB
+
+    db = StateDB.open(tmp_path / "state.db")
+    now = datetime(2026, 12, 6, tzinfo=UTC)
+    seen = []
+    try:
+        for i, text in enumerate(("first", "first", "second")):
+            run_dir = tmp_path / f"r{i}"
+            run_dir.mkdir()
+            (run_dir / "result.md").write_text(text)
+            run_id = db.start_manual_run("t", f"r{i}", lambda _, d=run_dir: str(d), 1, None, now)
+            row = db.get_run(run_id)
+            assert row is not None
+            sha, changed = changed_hash(db, None, row, RunStatus.SUCCESS)
+            with db.tx() as tx:
+                tx.record_end(row, RunStatus.SUCCESS, 0, now, result_sha256=sha)
+            seen.append(changed)
+        assert seen == [True, False, True]  # the first success counts as changed
+        assert changed_hash(db, None, row, RunStatus.FAILED) == (None, False)
+        import hashlib
+
+        assert db.get_run("r2").result_sha256 == hashlib.sha256(b"second").hexdigest()  # type: ignore[union-attr]
     finally:
         db.close()

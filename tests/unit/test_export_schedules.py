@@ -110,7 +110,12 @@ def test_what_has_no_exact_equivalent_is_refused(schedule: str, reason: str) -> 
 def test_every_grid_is_exactly_the_intervals_times_of_a_day(every_s: int) -> None:
     day = datetime(2026, 6, 10, tzinfo=UTC)
     parsed = parse_schedule(f"every {every_s // 60}m")
-    want = scheduled_times(parsed, ZoneInfo("UTC"), day - timedelta(seconds=1), day + timedelta(days=1) - timedelta(seconds=1))
+    want = scheduled_times(
+        parsed,
+        ZoneInfo("UTC"),
+        day - timedelta(seconds=1),
+        day + timedelta(days=1) - timedelta(seconds=1),
+    )
     got = sorted(
         day.replace(hour=h, minute=m)
         for hours, minutes in every_grid(every_s)

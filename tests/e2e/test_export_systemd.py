@@ -75,14 +75,14 @@ def _has_base_time() -> bool:
     return p.returncode == 0
 
 
-def systemd_times(calendars: Sequence[str]) -> list[list[datetime]]:
-    """For each OnCalendar= value, its next N elapse times (UTC) after BASE, per systemd."""
+def systemd_times(calendars: Sequence[str], base: str = BASE) -> list[list[datetime]]:
+    """For each OnCalendar= value, its next N elapse times (UTC) after ``base``, per systemd."""
     env = {"TZ": "UTC", "PATH": "/usr/bin:/bin", "SYSTEMD_COLORS": "0"}
     argv = [_analyze(), "calendar", f"--iterations={N}"]
     if _has_base_time():
-        argv.append(f"--base-time={BASE} UTC")
+        argv.append(f"--base-time={base} UTC")
     else:  # older systemd: make its "now" the base instead
-        env.update({k: v for k, v in faketime_env(BASE).items() if k != "FAKETIME_NO_CACHE"})
+        env.update({k: v for k, v in faketime_env(base).items() if k != "FAKETIME_NO_CACHE"})
     p = subprocess.run([*argv, *calendars], capture_output=True, text=True, env=env, timeout=60)
     assert p.returncode == 0, p.stderr
     blocks = p.stdout.split("Normalized form:")[1:]
@@ -215,3 +215,28 @@ def test_random_crons_elapse_as_the_engine_says() -> None:
         assert got[:cut] == want[:cut], (schedule.text, zone, calendars)
         compared += cut
     assert compared > 150 * N * 0.9
+
+
+# (schedule, after (UTC), what only bassi runs, what only systemd runs), in Europe/Berlin 2026:
+# the differences README "One timer per task with systemd" lists.
+DST_CASES = [
+    ("30 2 * * *", "2026-03-28 23:30", ["2026-03-29 01:00"], []),  # in the gap: 03:00 CEST
+    ("0 * * * *", "2026-10-24 23:30", ["2026-10-25 01:00"], []),  # repeated 02:00 CET
+    ("30 2 * * *", "2026-10-24 23:30", [], []),  # repeated fixed time: once, the first
+    ("0 * * * *", "2026-03-28 23:30", [], []),  # no 02:00 on the spring-forward night
+]
+
+
+def test_where_systemd_differs_at_dst_is_as_the_readme_says() -> None:
+    _analyze()
+    zone = ZoneInfo("Europe/Berlin")
+    for text, after, only_bassi, only_systemd in DST_CASES:
+        schedule = parse_schedule(text)
+        calendars = oncalendar(schedule, "Europe/Berlin")
+        base = datetime.fromisoformat(after).replace(tzinfo=UTC)
+        day_end = base + timedelta(hours=12)
+        want = {t.astimezone(UTC) for t in next_times(schedule, zone, base, N) if t < day_end}
+        got = {t for t in merged(systemd_times(calendars, base=f"{after}:00")) if t < day_end}
+        fmt = "%Y-%m-%d %H:%M"
+        assert sorted(t.strftime(fmt) for t in want - got) == only_bassi, text
+        assert sorted(t.strftime(fmt) for t in got - want) == only_systemd, text

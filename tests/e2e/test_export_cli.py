@@ -148,3 +148,20 @@ def _lay_out_configmap(mount: Path, files: dict[str, Any]) -> None:
     (mount / "..data").symlink_to(real.name)
     for top in {p.split("/")[0] for p in files}:
         (mount / top).symlink_to(f"..data/{top}")
+
+
+def test_errors_that_stop_the_whole_export(
+    home: Home, write_task: WriteTask, cli: Cli, tmp_path: Path
+) -> None:
+    results = [(cli("export", "systemd"), 1, "no task to export")]
+    write_task("t", 'schedule = "@daily"\ncommand = ["/bin/true"]\n')
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    results.append((cli("export", "systemd", "-o", str(a_file)), 2, "not a folder"))
+    missing = str(tmp_path / "no" / "such.yaml")
+    results.append((cli("export", "kubernetes", "--image", "i", "-o", missing), 1, "No such file"))
+    home.tasks_dir.chmod(0o777)
+    results.append((cli("export", "kubernetes", "--image", "i"), 1, "world-writable"))
+    for r, code, message in results:
+        assert (r.returncode, r.stdout) == (code, ""), r
+        assert message in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr

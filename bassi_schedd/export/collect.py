@@ -1,5 +1,5 @@
 """The I/O side of ``export``: load the tasks (through the config loader, as the daemon does),
-read the files that go into the ConfigMap, find the ``bassi-schedd`` to start, write results.
+read the files that go into the ConfigMap (tasks, prompts, schedd.toml), find the ``bassi-schedd`` to start, write results.
 
 A task that cannot be exported (invalid file, schedule without an exact equivalent, prompt
 file outside tasks/) is a :class:`Problem` for that task only; the others are still exported.
@@ -69,11 +69,12 @@ def _untranslatable(task: TaskSpec, e: NotExactError) -> Problem:
 def export_kubernetes(home: Home, names: list[str], image: str, namespace: str | None) -> Export:
     """The multi-document YAML (under the name ``manifest``) for the selected tasks."""
     config, tasks, out = load_selected(home, names)
+    settings = _read(home.config_file) if home.config_file.exists() else None
     bundles: list[k8s.TaskFiles] = []
     jobs = []
     for task in tasks:
         try:
-            bundle = task_files(task)
+            bundle = task_files(task, settings)
             jobs.append(k8s.cronjob(bundle, image, namespace))
         except NotExactError as e:
             out.problems.append(_untranslatable(task, e))
@@ -85,6 +86,7 @@ def export_kubernetes(home: Home, names: list[str], image: str, namespace: str |
         out.notes.extend(kubernetes_notes(task, config))
         out.exported.append(task.name)
     size = sum(len(text.encode()) for b in bundles for _, _, text in b.files)
+    size += len(settings.encode()) if settings and bundles else 0
     if size > MAX_CONFIGMAP_BYTES:
         raise UserError(
             f"the ConfigMap would hold {size} bytes of task and prompt files, over Kubernetes' "
@@ -95,8 +97,9 @@ def export_kubernetes(home: Home, names: list[str], image: str, namespace: str |
     return out
 
 
-def task_files(task: TaskSpec) -> k8s.TaskFiles:
-    """The task file and its prompt file, as they go into the ConfigMap."""
+def task_files(task: TaskSpec, settings: str | None = None) -> k8s.TaskFiles:
+    """The task file and its prompt file, as they go into the ConfigMap (with ``settings``, the
+    text of schedd.toml)."""
     base = task.path.parent
     files = [(k8s.configmap_key(task.path.name), task.path.name, _read(task.path))]
     if task.prompt_file is not None:
@@ -108,7 +111,7 @@ def task_files(task: TaskSpec) -> k8s.TaskFiles:
                 "pod gets only files from there; move it into the tasks folder"
             ) from None
         files.append((k8s.configmap_key(rel), rel, _read(task.prompt_file)))
-    return k8s.TaskFiles(task, tuple(files))
+    return k8s.TaskFiles(task, tuple(files), settings)
 
 
 def _read(path: Path) -> str:

@@ -6,7 +6,8 @@ Each pod runs ``bassi-schedd execute NAME`` as it would run at home, with ``HOME
 long as the pod; README "Moving to Kubernetes" shows how to keep them). Task files must be
 owned by the user who runs them (SPEC 2) and ConfigMap files belong to root, so an init
 container copies the task's own files from the ConfigMap into ``BASSI_HOME/tasks`` first, as
-the pod's non-root user.
+the pod's non-root user, and ``schedd.toml`` (when there is one) to ``BASSI_HOME``: its
+``pass_env`` decides which of the Secret's variables reach a run, as at home.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from typing import Any
 
 import yaml
 
+from bassi_schedd.core.errors import UserError
 from bassi_schedd.core.spec import TaskSpec
+from bassi_schedd.export.notes import DEADLINE_MARGIN_S
 from bassi_schedd.export.schedules import kube_schedule
 
 CONFIGMAP = "bassi-tasks"
@@ -32,10 +35,8 @@ BASSI_HOME = f"{HOME_DIR}/.bassi"
 TASKS_MOUNT = "/bassi-tasks"
 USER_ID = 1000  # the Containerfile's user `bassi`
 MAX_NAME = 52  # a CronJob's name; the Job controller appends 11 characters to it
-# bassi-schedd enforces `timeout` itself (SIGTERM, grace, SIGKILL, and records the run as
-# `timeout`); the scheduler's own deadline is a backstop that leaves it the time to do so
-# (and Kubernetes counts pod start-up and image pulls in it).
-DEADLINE_MARGIN_S = 60
+# schedd.toml's key in the ConfigMap: `_` names are no task files, and no item path of a task
+SETTINGS_KEY = "_schedd.toml"
 # On time is within 90 s (SPEC 4); the CronJob controller needs at least 10 s.
 ON_TIME_S = 90
 MIN_STARTING_DEADLINE_S = 10
@@ -46,10 +47,12 @@ _CONFIGMAP_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 
 @dataclass(frozen=True)
 class TaskFiles:
-    """A task and the files of it that go into the ConfigMap: (key, path under tasks/, text)."""
+    """A task and the files of it that go into the ConfigMap: (key, path under tasks/, text);
+    ``settings``: the text of schedd.toml, which every pod gets, or None."""
 
     task: TaskSpec
     files: tuple[tuple[str, str, str], ...]
+    settings: str | None = None
 
 
 def cronjob_name(task: str) -> str:
@@ -73,8 +76,17 @@ def configmap_key(relpath: str) -> str:
 
 
 def configmap(bundles: Iterable[TaskFiles], namespace: str | None) -> dict[str, Any]:
-    """The ConfigMap holding every exported task file and prompt file."""
-    data = {key: text for b in bundles for key, _, text in b.files}
+    """The ConfigMap holding every exported task file and prompt file (and schedd.toml)."""
+    data: dict[str, str] = {}
+    for b in bundles:
+        if b.settings is not None:
+            data[SETTINGS_KEY] = b.settings
+        for key, path, text in b.files:
+            if data.setdefault(key, text) != text or key == SETTINGS_KEY:
+                raise UserError(
+                    f"two different files would be the ConfigMap's {key!r} (one is the prompt "
+                    f"file {path}); rename it"
+                )
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -166,17 +178,26 @@ def _pod(bundle: TaskFiles, image: str) -> dict[str, Any]:
                 "configMap": {
                     "name": CONFIGMAP,
                     "defaultMode": 0o444,
-                    "items": [{"key": key, "path": path} for key, path, _ in bundle.files],
+                    "items": [{"key": key, "path": path} for key, path, _ in _items(bundle)],
                 },
             },
         ],
     }
 
 
+def _items(bundle: TaskFiles) -> list[tuple[str, str, str]]:
+    items = list(bundle.files)
+    if bundle.settings is not None:
+        items.append((SETTINGS_KEY, SETTINGS_KEY, bundle.settings))
+    return items
+
+
 def _copy_script(bundle: TaskFiles) -> str:
     """Copy the task's files into BASSI_HOME/tasks as the pod's user (0700 folders, 0400 files);
     -L because ConfigMap files are symbolic links, -f to replace a copy on a kept volume."""
     lines = ["set -e", "umask 077", f"T={BASSI_HOME}/tasks", 'mkdir -p "$T"']
+    if bundle.settings is not None:
+        lines.append(f"cp -Lf {TASKS_MOUNT}/{SETTINGS_KEY} {BASSI_HOME}/schedd.toml")
     for _, path, _ in bundle.files:
         folder = path.rpartition("/")[0]
         if folder:

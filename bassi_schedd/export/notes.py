@@ -13,6 +13,11 @@ from pathlib import Path
 from bassi_schedd.core.durations import format_duration_s
 from bassi_schedd.core.spec import DaemonConfig, TaskSpec
 
+# bassi-schedd enforces `timeout` itself (SIGTERM, grace, SIGKILL, and records the run as
+# `timeout`); the scheduler's own deadline is a backstop that leaves it the time to do so
+# (Kubernetes also counts pod start-up and image pulls in it).
+DEADLINE_MARGIN_S = 60
+
 
 @dataclass(frozen=True)
 class Note:
@@ -65,6 +70,14 @@ def kubernetes_notes(task: TaskSpec, config: DaemonConfig) -> list[Note]:
         )
     if task.jitter_s > 0:
         out.append(("jitter", "a CronJob starts on time; the delay is dropped"))
+    if task.env:
+        out.append(
+            (
+                "env",
+                "its values are stored in the ConfigMap as plain text; keep secret values in "
+                "the Secret bassi-secrets and their names in schedd.toml's pass_env",
+            )
+        )
     if task.cwd != Path.home():
         out.append(("cwd", f"{task.cwd} must exist in the image, or the task will not load there"))
     if task.agent.cli_path is not None:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from bassi_schedd.core.spec import TaskSpec
-from bassi_schedd.export.kubernetes import DEADLINE_MARGIN_S
+from bassi_schedd.export.notes import DEADLINE_MARGIN_S
 from bassi_schedd.export.schedules import oncalendar
 
 DAEMON_UNIT = "bassi-schedd"  # the daemon's own unit (service/systemd): never a task's

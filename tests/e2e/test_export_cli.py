@@ -28,7 +28,10 @@ def _tasks(home: Home, write_task: WriteTask) -> None:
         "report",
         'schedule = "0 9 * * MON"\ntimezone = "Europe/Berlin"\nprompt_file = "prompts/report.md"\n',
     )
-    write_task("backup", 'schedule = "@daily"\ncommand = ["/bin/echo", "backed up"]\n')
+    write_task(
+        "backup",
+        'schedule = "@daily"\ncommand = ["/bin/sh", "-c", "echo backed up with $BACKUP_TOKEN"]\n',
+    )
     write_task("queued", 'schedule = "*/5 * * * *"\noverlap = "queue"\ncommand = ["/bin/true"]\n')
     write_task("odd", 'schedule = "every 90m"\ncommand = ["/bin/true"]\n')
 
@@ -107,6 +110,8 @@ def test_the_exported_pod_runs_the_task(
     the ConfigMap laid out as kubelet does (symbolic links into ``..data``), run the task as a
     user other than the files' owner would have to: by copying them first."""
     _tasks(home, write_task)
+    home.config_file.write_text('pass_env = ["BACKUP_TOKEN"]\n')  # goes along with the tasks
+    home.config_file.chmod(0o600)
     r = cli("export", "kubernetes", "--image", "img")
     docs = parse(r.stdout)
     data = docs[0]["data"]
@@ -127,15 +132,17 @@ def test_the_exported_pod_runs_the_task(
     (container,) = pod["containers"]
     env = {e["name"]: in_pod(e["value"]) for e in container["env"]}
     env["PATH"] = f"{BIN_DIR}:/usr/bin:/bin"
+    env["BACKUP_TOKEN"] = "s3cret"  # what envFrom the Secret gives the container
     p = subprocess.run(container["command"], env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
-    assert "backed up" in p.stdout
+    assert "backed up with s3cret" in p.stdout  # pass_env from the exported schedd.toml
     bassi_home = Path(env["BASSI_HOME"])
     tasks = bassi_home / "tasks"
     assert sorted(os.listdir(tasks)) == ["backup.toml"]
+    assert (bassi_home / "schedd.toml").read_text() == 'pass_env = ["BACKUP_TOKEN"]\n'
     assert stat.S_IMODE(tasks.stat().st_mode) == 0o700
     (run_dir,) = (bassi_home / "runs" / "backup").iterdir()
-    assert "backed up" in (run_dir / "output.log").read_text()
+    assert "backed up with s3cret" in (run_dir / "output.log").read_text()
 
 
 def _lay_out_configmap(mount: Path, files: dict[str, Any]) -> None:

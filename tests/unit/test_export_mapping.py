@@ -34,6 +34,8 @@ def test_every_manifest_passes_strict_schema_validation_and_our_checks(
 ) -> None:
     (home.tasks_dir / "prompts").mkdir()
     (home.tasks_dir / "prompts" / "weekly report.md").write_text("Summarise {date}.\n")
+    home.config_file.write_text('timezone = "Asia/Tokyo"\n')
+    home.config_file.chmod(0o600)
     write_task(
         "weekly",
         """
@@ -61,6 +63,21 @@ def test_every_manifest_passes_strict_schema_validation_and_our_checks(
         assert schema_errors(doc) == []
         assert doc["metadata"]["namespace"] == "agents"
     assert problems(docs) == []
+    assert docs[0]["data"]["_schedd.toml"] == 'timezone = "Asia/Tokyo"\n'
+    assert _jobs(docs)["every"]["spec"]["timeZone"] == "Etc/UTC"
+    for job in docs[1:]:  # every pod gets schedd.toml (pass_env, defaults) as at home
+        items = [i["key"] for i in _pod(job)["volumes"][1]["configMap"]["items"]]
+        assert items[-1] == "_schedd.toml"
+        assert "/schedd.toml\n" in _pod(job)["initContainers"][0]["command"][2] + "\n"
+
+
+def test_a_prompt_file_cannot_take_the_settings_key(home: Home, write_task: WriteTask) -> None:
+    home.config_file.write_text("max_concurrent = 2\n")
+    home.config_file.chmod(0o600)
+    (home.tasks_dir / "_schedd.toml").write_text("a prompt with an odd name")
+    write_task("t", 'schedule = "@daily"\nprompt_file = "_schedd.toml"\n')
+    with pytest.raises(UserError, match="ConfigMap's '_schedd.toml'"):
+        collect.export_kubernetes(home, [], "img", None)
 
 
 def test_our_checks_catch_what_the_schemas_do_not(home: Home, write_task: WriteTask) -> None:
@@ -139,6 +156,7 @@ UNMAPPABLE_K8S = [
     ('notify = { on = ["failure"], desktop = true }', "notify"),
     ('healthcheck_url = "https://hc.example/ping/abc"', "healthcheck_url"),
     ('agent = { cli_path = "/opt/claude" }', "agent.cli_path"),
+    ('env = { REPORT_TOKEN = "not in a ConfigMap, please" }', "env"),
 ]
 UNMAPPABLE_SYSTEMD = [
     ('overlap = "queue"', "overlap"),

@@ -1,5 +1,6 @@
 """The I/O side of ``export``: load the tasks (through the config loader, as the daemon does),
-read the files that go into the ConfigMap (tasks, prompts, schedd.toml), find the ``bassi-schedd`` to start, write results.
+read the files that go into the ConfigMap (tasks, prompts, schedd.toml), find the
+``bassi-schedd`` to start, write the results.
 
 A task that cannot be exported (invalid file, schedule without an exact equivalent, prompt
 file outside tasks/) is a :class:`Problem` for that task only; the others are still exported.

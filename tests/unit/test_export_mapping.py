@@ -4,6 +4,7 @@ field mapping of SPEC 12, warnings per unmappable key, unit file contents."""
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,7 +77,7 @@ def test_a_prompt_file_cannot_take_the_settings_key(home: Home, write_task: Writ
     home.config_file.chmod(0o600)
     (home.tasks_dir / "_schedd.toml").write_text("a prompt with an odd name")
     write_task("t", 'schedule = "@daily"\nprompt_file = "_schedd.toml"\n')
-    with pytest.raises(UserError, match="ConfigMap's '_schedd.toml'"):
+    with pytest.raises(UserError, match=re.escape("ConfigMap's '_schedd.toml'")):
         collect.export_kubernetes(home, [], "img", None)
 
 

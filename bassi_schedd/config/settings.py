@@ -11,6 +11,7 @@ from bassi_schedd.config.tomlfile import FieldError, file_error, read_checked_to
 from bassi_schedd.config.validate import (
     check_argv,
     check_count,
+    check_duration,
     check_env_names,
     check_notify,
     check_size,
@@ -34,6 +35,8 @@ CONFIG_KEYS = (
     "keep_runs",
     "notify",
     "healthcheck_url",
+    "kill_grace",
+    "notify_timeout",
 )
 
 
@@ -103,6 +106,12 @@ def config_from_dict(data: dict[str, Any]) -> DaemonConfig:
         values["notify"] = check_notify(data["notify"], "notify")
     if "healthcheck_url" in data:
         values["healthcheck_url"] = check_url(data["healthcheck_url"], "healthcheck_url")
+    if "kill_grace" in data:
+        values["kill_grace_s"] = check_duration(data["kill_grace"], "kill_grace", limits.KILL_GRACE)
+    if "notify_timeout" in data:
+        values["notify_timeout_s"] = check_duration(
+            data["notify_timeout"], "notify_timeout", limits.NOTIFY_TIMEOUT
+        )
     return DaemonConfig(**values)
 
 

@@ -161,11 +161,13 @@ def test_systemd_analyze_verify_is_clean_on_every_exported_unit(
     write_task("every", 'schedule = "every 90m"\ncommand = ["/bin/true"]\n')
     write_task("paused", 'schedule = "@daily"\ncommand = ["/bin/true"]\nenabled = false\n')
     write_task("once", 'at = "2030-01-01T00:00"\ncommand = ["/bin/true"]\n')
+    for label, schedule in SCHEDULES.items():  # every calendar form the table above has
+        write_task(label, f'schedule = "{schedule}"\ntimezone = "Europe/Berlin"\nprompt = "hi"\n')
     out = tmp_path / "units"
     r = cli("export", "systemd", "-o", str(out))
     assert r.returncode == 0, r.stderr
     units = sorted(out.iterdir())
-    assert len(units) == 8
+    assert len(units) == 2 * (4 + len(SCHEDULES))
     p = subprocess.run(
         [_analyze(), "verify", *map(str, units)], capture_output=True, text=True, timeout=120
     )

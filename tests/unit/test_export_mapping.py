@@ -250,3 +250,21 @@ def test_a_task_named_like_the_daemon_is_refused(home: Home, write_task: WriteTa
     write_task("schedd", PLAIN)
     out = collect.export_systemd(home, [])
     assert out.files == {} and "the daemon's own" in out.problems[0].text
+
+
+def test_unit_values_survive_odd_paths(tmp_path: Path) -> None:
+    """Quotes, %, $, backslashes and spaces in BASSI_HOME and PATH come back out of the unit
+    exactly, read as systemd reads them."""
+    from bassi_schedd.ops.install import systemd_words
+
+    weird = Home(tmp_path / 'a "we%ird" $HOME\\dir')
+    weird.ensure()
+    task = weird.tasks_dir / "t.toml"
+    task.write_text(PLAIN)
+    task.chmod(0o600)
+    service = collect.export_systemd(weird, []).files["bassi-t.service"]
+    values = dict(line.split("=", 1) for line in service.splitlines() if "=" in line[:20])
+    env = dict(w.split("=", 1) for w in systemd_words(values["Environment"]))
+    assert env["BASSI_HOME"] == str(weird.root)
+    words = systemd_words(values["ExecStart"].replace("$$", "$"))
+    assert words[-2:] == ["execute", "t"] and Path(words[0]).name == "bassi-schedd"

@@ -487,6 +487,7 @@ def test_execute_command_ends_with_its_main_process_and_stops_what_it_left(
         f"( setsid env -i /bin/sh {tmp_path / 'left.sh'} & ); "
         f"while [ ! -e {pid_file} ]; do sleep 0.05; done; echo done; exit 0"
     )
+    home.config_file.write_text('kill_grace = "2s"\n')  # execute honours it like the daemon
     write_task(
         "detach",
         f'schedule = "@daily"\ntimeout = "40s"\ncwd = "{tmp_path}"\n'
@@ -500,8 +501,8 @@ def test_execute_command_ends_with_its_main_process_and_stops_what_it_left(
             pid = int(pid_file.read_text())
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    # The SIGKILL after the 10 s grace ends the leftover; the timeout would be 40 s.
-    assert res.returncode == 0 and time.monotonic() - started < 35, res.stderr
+    # The SIGKILL after the 2 s grace ends the leftover; the timeout would be 40 s.
+    assert res.returncode == 0 and time.monotonic() - started < 25, res.stderr
     assert "done\n" in res.stdout
     assert "main process exited; stopping 1 process it left running" in res.stderr
     (row,) = history(home)

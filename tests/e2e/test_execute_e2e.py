@@ -312,6 +312,18 @@ def test_daemon_modules_do_not_import_the_sdk() -> None:
     assert res.returncode == 0, res.stderr
 
 
+def test_the_daemon_does_not_load_rich() -> None:
+    """structlog would import rich for tracebacks: ~6 MiB of RSS the daemon has no use for."""
+    code = (
+        "import sys, bassi_schedd.cli.main, bassi_schedd.cli.run, structlog\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'pygments') "
+        "and sys.modules[m] is not None)\n"
+        "assert not bad, bad"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+
+
 # -- execute TASK ------------------------------------------------------------------------------
 
 

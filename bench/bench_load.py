@@ -21,7 +21,8 @@ from pathlib import Path
 
 from bassi_schedd.config.loader import TaskLoader
 from bassi_schedd.config.paths import Home
-from bassi_schedd.core.schedule import DueCache, scheduled_times
+from bassi_schedd.core.duecache import DueCache
+from bassi_schedd.core.schedule import scheduled_times
 from bassi_schedd.core.spec import DaemonConfig, TaskSpec
 
 SCHEDULES = [

@@ -124,7 +124,7 @@ def execute_task(home: Home, ref: str) -> int:
             if task.is_agent:
                 rc, result = _agent_in_foreground(task, run_dir, env)
             else:
-                rc = _gated_command(task, run_id, run_dir, env)
+                rc = _gated_command(task, run_id, run_dir, env, config.kill_grace_s)
         except KeyboardInterrupt:
             rc = 128 + signal.SIGINT
             raise
@@ -165,7 +165,9 @@ def _extras(db: Any, config: Any, task: TaskSpec, now: datetime) -> Any:
     return RunExtras(last_result(prev_dir, task.is_agent), max_budget, resume)
 
 
-def _gated_command(task: TaskSpec, run_id: str, run_dir: Path, env: dict[str, str]) -> int:
+def _gated_command(
+    task: TaskSpec, run_id: str, run_dir: Path, env: dict[str, str], grace_s: float
+) -> int:
     """A command task by hand: its gate first (SPEC 10), then the command if the gate said go."""
     from bassi_schedd.runner.gate import gate_run_dir
 
@@ -173,7 +175,7 @@ def _gated_command(task: TaskSpec, run_id: str, run_dir: Path, env: dict[str, st
     if verdict is not None and not verdict.go:
         print(f"bassi-schedd: {verdict.reason}", file=sys.stderr, flush=True)
         return 1
-    return _command_in_foreground(task, run_id, run_dir, env)
+    return _command_in_foreground(task, run_id, run_dir, env, grace_s)
 
 
 def _status(rc: int) -> RunStatus:
@@ -235,7 +237,9 @@ class _Tee:
         return self.stream.isatty()
 
 
-def _command_in_foreground(task: TaskSpec, run_id: str, run_dir: Path, env: dict[str, str]) -> int:
+def _command_in_foreground(
+    task: TaskSpec, run_id: str, run_dir: Path, env: dict[str, str], grace_s: float
+) -> int:
     """Run the task's command in its own session, copying its output; timeout and ^C stop it.
 
     As in the daemon, the run ends when its main process exits; processes it left running are
@@ -267,7 +271,7 @@ def _command_in_foreground(task: TaskSpec, run_id: str, run_dir: Path, env: dict
             print(note, file=sys.stderr, flush=True)
             os.write(log_fd, (note + "\n").encode())
         if stopped is not None or left:
-            _stop_all(proc, run_id)
+            _stop_all(proc, run_id, grace_s)
         assert proc.stdout is not None
         proc.stdout.close()
         os.close(log_fd)
@@ -340,11 +344,12 @@ def _leftovers(root_pid: int, run_id: str) -> list[int]:
     return sorted(found | set(untracked_children({root_pid})))
 
 
-def _stop_all(proc: subprocess.Popen[bytes], run_id: str) -> None:
-    """SIGTERM the run and its leftovers, SIGKILL what is left after the grace; reap them all."""
+def _stop_all(proc: subprocess.Popen[bytes], run_id: str, grace_s: float) -> None:
+    """SIGTERM the run and its leftovers, SIGKILL what is left after ``grace_s`` (schedd.toml
+    ``kill_grace``, as in the daemon); reap them all."""
     import psutil
 
-    from bassi_schedd.runner.kill import KILL_GRACE_S, stop_tree
+    from bassi_schedd.runner.kill import stop_tree
     from bassi_schedd.runner.process import reap_strays, run_processes, untracked_children
 
     def find() -> list[psutil.Process]:
@@ -358,5 +363,5 @@ def _stop_all(proc: subprocess.Popen[bytes], run_id: str) -> None:
         proc.poll()
         reap_strays({proc.pid})
 
-    stop_tree(proc.pid, find, KILL_GRACE_S, reap=reap, settle_s=5.0)
+    stop_tree(proc.pid, find, grace_s, reap=reap, settle_s=5.0)
     proc.wait()

@@ -34,6 +34,7 @@ COMMANDS = {
     "execute": "execute",
     "history": "history",
     "logs": "logs",
+    "export": "export",
 }
 
 
@@ -117,6 +118,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--level")
     s.add_argument("--since", metavar="DURATION")
     s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("export", help="the tasks as Kubernetes CronJobs or systemd timers")
+    targets = s.add_subparsers(dest="target", metavar="TARGET", parser_class=_Parser, required=True)
+    t = targets.add_parser("kubernetes", help="a ConfigMap and one CronJob per task, as YAML")
+    t.add_argument("tasks", nargs="*", metavar="TASK", help="the tasks to export (default: all)")
+    t.add_argument("--image", required=True, help="the image with bassi-schedd installed")
+    t.add_argument("--namespace", metavar="NS")
+    t.add_argument("-o", dest="output", metavar="FILE", help="write here ('-': stdout, default)")
+    t = targets.add_parser("systemd", help="bassi-NAME.service and .timer per task")
+    t.add_argument("tasks", nargs="*", metavar="TASK", help="the tasks to export (default: all)")
+    t.add_argument(
+        "-o", dest="output", metavar="DIR", help="write the units here (default: stdout)"
+    )
     return p
 
 

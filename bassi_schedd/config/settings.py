@@ -12,6 +12,7 @@ from bassi_schedd.config.validate import (
     check_argv,
     check_budget,
     check_count,
+    check_duration,
     check_env_names,
     check_notify,
     check_size,
@@ -35,6 +36,8 @@ CONFIG_KEYS = (
     "keep_runs",
     "notify",
     "healthcheck_url",
+    "kill_grace",
+    "notify_timeout",
     "budget",
 )
 
@@ -105,6 +108,12 @@ def config_from_dict(data: dict[str, Any]) -> DaemonConfig:
         values["notify"] = check_notify(data["notify"], "notify")
     if "healthcheck_url" in data:
         values["healthcheck_url"] = check_url(data["healthcheck_url"], "healthcheck_url")
+    if "kill_grace" in data:
+        values["kill_grace_s"] = check_duration(data["kill_grace"], "kill_grace", limits.KILL_GRACE)
+    if "notify_timeout" in data:
+        values["notify_timeout_s"] = check_duration(
+            data["notify_timeout"], "notify_timeout", limits.NOTIFY_TIMEOUT
+        )
     if "budget" in data:
         values["budget"] = check_budget(data["budget"], "budget")
     return DaemonConfig(**values)

@@ -87,6 +87,8 @@ LOG_MAX_BYTES = Limit("log_max_bytes", "schedd.toml", "size", 4 * KB, GB)
 LOG_BACKUPS = Limit("log_backups", "schedd.toml", "count", 1, 100)
 KEEP_RUNS_DAYS = Limit("keep_runs_days", "schedd.toml", "count", 1, 3650)
 KEEP_RUNS = Limit("keep_runs", "schedd.toml", "count", 1, 1_000_000)
+KILL_GRACE = Limit("kill_grace", "schedd.toml", "duration", 1, 300)
+NOTIFY_TIMEOUT = Limit("notify_timeout", "schedd.toml", "duration", 1, 600)
 
 # -- command line -------------------------------------------------------------------------------
 LOGS_SINCE = Limit("--since", "logs", "duration", 0, 36500 * DAY_S)
@@ -109,6 +111,8 @@ ALL = (
     LOG_BACKUPS,
     KEEP_RUNS_DAYS,
     KEEP_RUNS,
+    KILL_GRACE,
+    NOTIFY_TIMEOUT,
     LOGS_SINCE,
     COST_SINCE,
 )

@@ -118,6 +118,8 @@ class DaemonConfig:
     log_backups: int = 5
     keep_runs_days: int = 30
     keep_runs: int = 100
+    kill_grace_s: float = 10.0  # SIGTERM -> SIGKILL for a run the daemon stops (SPEC 5)
+    notify_timeout_s: float = 30.0  # a notify program is killed after this
     notify: NotifySpec | None = None
     healthcheck_url: str | None = None
     budget: BudgetSpec = field(default_factory=BudgetSpec)  # over all tasks together

@@ -7,7 +7,6 @@ Kept out of scheduler.py and runwatch.py so those stay about scheduling and watc
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -85,7 +84,7 @@ def serve_stop_requests(sched: Scheduler) -> None:
         pending = tx.pending_stop_requests()
     if not pending:
         return
-    mono = time.monotonic()
+    mono = sched.clock.mono()
     for request_id, target in pending:
         hit = [
             a
@@ -94,6 +93,6 @@ def serve_stop_requests(sched: Scheduler) -> None:
         ]
         for a in hit:
             log.info("run.stop", task=a.task, run_id=a.run_id, requested=target)
-            sched.stop_run(a, RunStatus.CANCELLED, mono)
+            sched.runs.stop_run(a, RunStatus.CANCELLED, mono)
         with sched.db.tx() as tx:
             tx.answer_stop_request(request_id, [a.run_id for a in hit])

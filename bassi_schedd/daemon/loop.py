@@ -13,7 +13,6 @@ import math
 import os
 import select
 import signal
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import EllipsisType, FrameType
@@ -25,15 +24,14 @@ from bassi_schedd.config.paths import Home
 from bassi_schedd.core.errors import UserError
 from bassi_schedd.core.records import to_db
 from bassi_schedd.core.runstatus import RunStatus
+from bassi_schedd.daemon.clock import SYSTEM_CLOCK, Clock
 from bassi_schedd.daemon.guard import Troubles
 from bassi_schedd.daemon.homewatch import HomeWatch
 from bassi_schedd.daemon.recovery import recover
-from bassi_schedd.daemon.runwatch import wall_now
+from bassi_schedd.daemon.reload import Reloader
 from bassi_schedd.daemon.scheduler import Scheduler
 from bassi_schedd.daemon.sdnotify import notify, watchdog_interval_s
 from bassi_schedd.notify.notifier import Notifier
-from bassi_schedd.runner.kill import KILL_GRACE_S
-from bassi_schedd.runner.process import signal_run
 from bassi_schedd.runner.spawn import become_subreaper
 from bassi_schedd.store.lock import LockBusyError, PidLock
 from bassi_schedd.store.state import StateDB, StateDBError
@@ -51,14 +49,16 @@ DISK_RETRY_S = 5.0  # while the disk is full, try to write (tick) this often
 class Daemon:
     """``bassi-schedd run``: owns the lock, the scheduler and the loop."""
 
-    def __init__(self, home: Home, *, once: bool = False):
+    def __init__(self, home: Home, *, once: bool = False, clock: Clock = SYSTEM_CLOCK):
         self.home = home
+        self.clock = clock
         self.once = once
         self.lock = PidLock(home)
         self.stop_signal: int | None = None
         self.reload = False
         self.poke = False
-        self._logged_errors: dict[str, str] = {}
+        self.child_exited = False
+        self.wakeups = 0  # returns from the loop's sleep, stored with each tick for `make bench`
         self.fatal: str | None = None  # why the daemon stops on its own (exit 1)
         self._recovery_done = False
         self.troubles = Troubles()
@@ -106,10 +106,17 @@ class Daemon:
             return 0
         self.watch.state_db_opened()
         self.sched = Scheduler(
-            self.home, db, config, notifier=Notifier(self.home, config), troubles=self.troubles
+            self.home,
+            db,
+            config,
+            clock=self.clock,
+            notifier=Notifier(self.home, config, command_timeout_s=config.notify_timeout_s),
+            troubles=self.troubles,
         )
-        self.loader = TaskLoader(self.home, config)
-        now = wall_now()
+        self.reloader = Reloader(
+            self.home, self.watch, TaskLoader(self.home, config), self._log_stderr
+        )
+        now = self.clock.wall()
         self.sched.meta = {
             "daemon_pid": str(os.getpid()),
             "daemon_started": to_db(now) or "",
@@ -177,17 +184,19 @@ class Daemon:
             self.reload = True
         elif signum == signal.SIGUSR1:
             self.poke = True
+        elif signum == signal.SIGCHLD:
+            self.child_exited = True
 
     # -- the loop -----------------------------------------------------------------------------
 
     def _loop(self) -> None:
         sched = self.sched
-        self._guarded("tick", sched.tick, wall_now())
-        self._guarded("prune", self._maybe_prune, time.monotonic())
-        last_wall, last_mono = time.time(), time.monotonic()
+        self._guarded("tick", sched.tick, self.clock.wall())
+        self._guarded("prune", self._maybe_prune, self.clock.mono())
+        last_wall, last_mono = self.clock.wall().timestamp(), self.clock.mono()
         next_tick = _next_boundary(last_wall)
         while self.stop_signal is None:
-            if self.once and not sched.active and not self._startable(wall_now()):
+            if self.once and not sched.runs.active and not self._startable(self.clock.wall()):
                 return
             self._wait(next_tick)
             if self.stop_signal is not None:
@@ -196,7 +205,7 @@ class Daemon:
             if self.fatal is not None:
                 log.error("daemon.stopping", error=self.fatal)
                 break
-            wall, mono = time.time(), time.monotonic()
+            wall, mono = self.clock.wall().timestamp(), self.clock.mono()
             jump_s = (wall - last_wall) - (mono - last_mono)
             last_wall, last_mono = wall, mono
             now = datetime.fromtimestamp(wall, UTC)
@@ -211,9 +220,13 @@ class Daemon:
                 self._recover(now)
             if tick_now:
                 self.poke = self.reload = False
+                sched.meta["wakeups"] = str(self.wakeups)
                 self._guarded("tick", sched.tick, now)
                 next_tick = _next_boundary(wall)
                 self._guarded("prune", self._maybe_prune, mono)
+            if self.child_exited:
+                self.child_exited = False
+                sched.runs.children_changed = True
             self._guarded("service", sched.service, now)
             notify("WATCHDOG=1")
 
@@ -225,10 +238,12 @@ class Daemon:
 
         self._pruned_mono = mono
         cfg = self.sched.config
-        active = {a.run_id for a in self.sched.active}
+        active = {a.run_id for a in self.sched.runs.active}
         active |= {r.run_id for r in self.sched.db.runs_with_status(RunStatus.QUEUED)}
         try:
-            removed = prune_runs(self.home, cfg.keep_runs_days, cfg.keep_runs, wall_now(), active)
+            removed = prune_runs(
+                self.home, cfg.keep_runs_days, cfg.keep_runs, self.clock.wall(), active
+            )
         except OSError as e:
             log.warning("runs.prune_failed", error=str(e))
             return
@@ -245,14 +260,14 @@ class Daemon:
         )
 
     def _wait(self, next_tick_wall: float) -> None:
-        timeout_s = next_tick_wall - time.time()
+        timeout_s = next_tick_wall - self.clock.wall().timestamp()
         try:
-            soonest = self.sched.next_wakeup_mono(wall_now())
+            soonest = self.sched.next_wakeup_mono(self.clock.wall())
         except Exception as e:
             self.troubles.failed(e, "wait")
-            soonest = time.monotonic() + DISK_RETRY_S
+            soonest = self.clock.mono() + DISK_RETRY_S
         if soonest is not None:
-            timeout_s = min(timeout_s, soonest - time.monotonic())
+            timeout_s = min(timeout_s, soonest - self.clock.mono())
         max_wait_s = self.max_wait_s
         if self.troubles.disk_full is not None:
             max_wait_s = min(max_wait_s, DISK_RETRY_S)
@@ -262,7 +277,8 @@ class Daemon:
         self._pause(timeout_s)
 
     def _pause(self, timeout_s: float) -> None:
-        """Sleep until ``timeout_s`` passed or a signal came."""
+        """Sleep until ``timeout_s`` passed or a signal came (counted: ``meta.wakeups``)."""
+        self.wakeups += 1
         try:
             select.select([self._rfd], [], [], timeout_s)
         except InterruptedError:
@@ -274,49 +290,7 @@ class Daemon:
             pass
 
     def _reload(self, now: datetime, hup: bool = False) -> None:
-        self._reload_config(hup)
-        result = self.loader.load()
-        for name in sorted(result.added):
-            log.info("task.loaded", task=name, file=str(result.tasks[name].path))
-        for name in sorted(result.changed):
-            log.info("task.changed", task=name, file=str(result.tasks[name].path))
-        for name in sorted(result.removed):
-            log.info("task.removed", task=name)
-        errors = {str(k): str(e) for k, e in result.errors.items()}
-        for key, message in sorted(errors.items()):
-            if self._logged_errors.get(key) != message:  # once per distinct problem, not per tick
-                log.error("task.invalid", task=key, error=message)
-        self._logged_errors = errors
-        if hup:
-            log.info("daemon.reload", tasks=len(result.tasks), invalid=len(result.errors))
-        self._register_secrets(result.tasks.values())
-        self.sched.set_tasks(dict(result.tasks), now, errors)
-
-    def _reload_config(self, hup: bool) -> None:
-        from bassi_schedd.logs.setup import configure_logging
-
-        old = self.sched.config
-        new = self.watch.new_config(old, hup)
-        if new is None:
-            return
-        self.sched.config = new
-        if self.sched.notifier is not None:
-            self.sched.notifier.config = new
-        self.loader.set_config(new)  # task defaults (timezone...) come from it
-        if (new.log_max_bytes, new.log_backups) != (old.log_max_bytes, old.log_backups):
-            configure_logging(
-                self.home.log_file,
-                max_bytes=new.log_max_bytes,
-                backups=new.log_backups,
-                stderr=self._log_stderr,
-            )
-
-    def _register_secrets(self, specs: object) -> None:
-        from bassi_schedd.logs.setup import register_secret_values, secret_env_values
-
-        variables = [pair for s in specs for pair in s.env]  # type: ignore[attr-defined]
-        variables += [(n, os.environ[n]) for n in self.sched.config.pass_env if n in os.environ]
-        register_secret_values(secret_env_values(variables))
+        self.reloader.reload(self.sched, now, hup)
 
     # -- stopping -----------------------------------------------------------------------------
 
@@ -324,44 +298,21 @@ class Daemon:
         """SIGTERM every run, wait up to the grace, SIGKILL, record ``interrupted``, exit 0."""
         notify("STOPPING=1")  # sd_notify(3): as shutdown begins, so the manager waits knowingly
         sched = self.sched
-        mono = time.monotonic()
-        if sched.active:  # orphans that hid their run's identity go down with the runs
-            sched.active[0].orphans |= sched.orphans()
-        for a in sched.active:
-            a.terminate(RunStatus.INTERRUPTED, mono, KILL_GRACE_S)
-        deadline = mono + KILL_GRACE_S + 2.0
-        while sched.active and time.monotonic() < deadline:
-            for a in list(sched.active):
-                ended, rc = a.poll()
-                if ended:
-                    sched.active.remove(a)
-                    self._finish(a.run_id, RunStatus(a.stop_reason or RunStatus.INTERRUPTED), rc)
-                else:
-                    a.kill_if_due(time.monotonic())
-            if sched.active:
-                select.select([self._rfd], [], [], 0.1)
-        for a in sched.active:  # unkillable (D state): record it anyway
-            self._finish(a.run_id, RunStatus.INTERRUPTED, None, "did not exit after SIGKILL")
-        sched.active.clear()
-        # Leftovers of finished runs still in their grace period: none outlives the daemon.
-        for pid, run_id, _, _ in sched.sweeps:
-            signal_run(pid, run_id, signal.SIGKILL)
-        for pid in sched.orphans():
-            signal_run(pid, "", signal.SIGKILL)
+        runs = sched.runs
+        runs.stop_all(RunStatus.INTERRUPTED)
+        # The same watching as while running (reap, record, SIGKILL when due), for the grace.
+        deadline = self.clock.mono() + sched.kill_grace_s + 2.0
+        while runs.active and self.clock.mono() < deadline:
+            self._guarded("finish", runs.service)
+            if runs.active:
+                self._pause(0.1)
+        runs.abandon()
         if sched.notifier is not None:
             # `run --once` waits for its notifications (a notify program may take up to 30 s).
-            sched.notifier.close(35.0 if self.once else 5.0)
+            sched.notifier.close(sched.config.notify_timeout_s + 5.0 if self.once else 5.0)
         log.info("daemon.stop", pid=os.getpid(), signal=_signame(self.stop_signal))
         sched.db.close()
         self.lock.release()
-
-    def _finish(
-        self, run_id: str, status: RunStatus, rc: int | None, reason: str | None = None
-    ) -> None:
-        try:
-            self.sched.conclude_run(run_id, status, rc, reason=reason)
-        except Exception as e:  # left `running`: the next daemon records it `lost`
-            self.troubles.failed(e, "finish", run_id=run_id)
 
 
 def _next_boundary(wall: float) -> float:

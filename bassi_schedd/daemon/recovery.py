@@ -8,7 +8,6 @@ like every interrupted time - counts as missed under the task's `on_missed`.
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 
 import structlog
@@ -17,7 +16,6 @@ from bassi_schedd.config.paths import Home
 from bassi_schedd.core.records import iso_utc
 from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.daemon.scheduler import Scheduler
-from bassi_schedd.runner.kill import KILL_GRACE_S
 from bassi_schedd.runner.process import Active, create_time, find_run_root, is_alive, read_exit_code
 from bassi_schedd.store.state import RunRow
 
@@ -77,18 +75,17 @@ def _recover_row(home: Home, sched: Scheduler, row: RunRow, now: datetime) -> No
         spec_timeout_s = _timeout_for(sched, row.task)
         started = row.started_at or now
         left_s = spec_timeout_s - (now - started).total_seconds()
-        sched.active.append(
-            Active(
-                run_id=row.run_id,
-                task=row.task,
-                pid=pid,
-                created=created,
-                run_dir=run_dir,
-                deadline_mono=time.monotonic() + max(left_s, 0.0),
-            )
+        adopted = Active(
+            run_id=row.run_id,
+            task=row.task,
+            pid=pid,
+            created=created,
+            run_dir=run_dir,
+            deadline_mono=sched.clock.mono() + max(left_s, 0.0),
         )
+        sched.runs.watch(adopted)
         if stopping is not None:  # finish the stop the dead daemon had begun
-            sched.active[-1].terminate(stopping, time.monotonic(), KILL_GRACE_S)
+            adopted.terminate(stopping, sched.clock.mono(), sched.kill_grace_s)
         log.info(
             "run.adopted",
             task=row.task,
@@ -100,12 +97,12 @@ def _recover_row(home: Home, sched: Scheduler, row: RunRow, now: datetime) -> No
         return
     rc = read_exit_code(run_dir)
     if stopping is not None:
-        sched.conclude_run(row.run_id, stopping, rc)
+        sched.runs.conclude_run(row.run_id, stopping, rc)
     elif rc is not None:
         # It finished while no daemon watched; the wrapper kept its exit code.
-        sched.conclude_run(row.run_id, RunStatus.SUCCESS if rc == 0 else RunStatus.FAILED, rc)
+        sched.runs.conclude_run(row.run_id, RunStatus.SUCCESS if rc == 0 else RunStatus.FAILED, rc)
     else:
-        sched.conclude_run(row.run_id, RunStatus.LOST, None, reason="daemon died while it ran")
+        sched.runs.conclude_run(row.run_id, RunStatus.LOST, None, reason="daemon died while it ran")
 
 
 def _timeout_for(sched: Scheduler, task: str) -> float:

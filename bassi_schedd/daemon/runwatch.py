@@ -1,7 +1,8 @@
 """Watching started runs: reaping them, enforcing timeouts, sweeping leftovers, recording ends.
 
-The half of the scheduler that deals with runs after they started; ``Scheduler`` adds ticks and
-dispatching on top. Nothing here sleeps: the daemon loop calls ``service`` when it wakes.
+The scheduler starts runs and hands them to its ``RunWatcher``, which owns them from then on.
+Nothing here sleeps or reads the clock itself: the daemon loop calls ``service`` when it wakes,
+and time comes from the injected clock.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ import contextlib
 import json
 import logging
 import signal
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -23,6 +24,7 @@ from bassi_schedd.core.records import as_integer, as_number, iso_utc, new_run_id
 from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.core.spec import TaskSpec
 from bassi_schedd.daemon.agentctl import changed_hash
+from bassi_schedd.daemon.clock import SYSTEM_CLOCK, Clock
 from bassi_schedd.daemon.guard import Troubles
 from bassi_schedd.notify.notifier import Notifier
 from bassi_schedd.runner.gate import gate_outcome
@@ -44,27 +46,37 @@ log = structlog.get_logger()
 
 # While runs go on, wake at least this often to keep their output.log under max_output.
 OUTPUT_CHECK_S = 5.0
+# After the last run ended, keep looking for orphans re-parented to the daemon this long; then
+# an idle daemon reads nothing in /proc until a child signals (SIGCHLD) or a run starts.
+ORPHAN_WATCH_S = 120.0
 
 
-def wall_now() -> datetime:
-    """Current UTC time, for timestamps on records (decisions use the tick's ``now``)."""
-    return datetime.now(UTC)
-
-
+@dataclass
 class RunWatcher:
-    """Runs in flight and how they end; the scheduler's fields are declared here for typing."""
+    """Runs in flight and how they end."""
 
     db: StateDB
-    tasks: dict[str, TaskSpec]
-    active: list[Active]
+    clock: Clock = SYSTEM_CLOCK
+    kill_grace_s: float = KILL_GRACE_S
+    tasks: dict[str, TaskSpec] = field(default_factory=dict)  # the scheduler's, kept in step
+    active: list[Active] = field(default_factory=list)
     # Leftover processes of ended runs: (root pid, run id, SIGKILL at (monotonic), SIGTERM sent)
-    sweeps: list[tuple[int, str, float, bool]]
-    notifier: Notifier | None
-    troubles: Troubles
+    sweeps: list[tuple[int, str, float, bool]] = field(default_factory=list)
+    notifier: Notifier | None = None
+    troubles: Troubles = field(default_factory=Troubles)
+    # Set by the loop on SIGCHLD: a child ended (a stray may wait to be reaped).
+    children_changed: bool = True
+    _watch_until_mono: float = 0.0
 
-    def dispatch(self, now: datetime) -> None:
-        """Start what can start (the scheduler's job)."""
-        raise NotImplementedError
+    def watch(self, a: Active) -> None:
+        """Own a started (or adopted) run from now on."""
+        self.active.append(a)
+
+    def _idle(self, mono: float) -> bool:
+        """Nothing runs, nothing to sweep, no child signalled, no run ended lately."""
+        return not (
+            self.active or self.sweeps or self.children_changed or mono < self._watch_until_mono
+        )
 
     def stop_run(self, a: Active, reason: RunStatus, mono: float) -> None:
         """SIGTERM a run's tree, remembering why in the DB: a daemon that dies before the run
@@ -77,7 +89,7 @@ class RunWatcher:
                 self.troubles.failed(e, "stop", task=a.task, run_id=a.run_id)
         if len(self.active) == 1 and not runs_are_subreapers():
             a.orphans |= self.orphans()
-        a.terminate(reason, mono, KILL_GRACE_S)
+        a.terminate(reason, mono, self.kill_grace_s)
 
     @contextlib.contextmanager
     def tracked_pids(self) -> Iterator[set[int]]:
@@ -115,9 +127,14 @@ class RunWatcher:
                     return  # no longer queued: not ours to record
         self.conclude_run(row.run_id, RunStatus.FAILED, None, reason=reason)
 
-    def service(self, now: datetime) -> None:
-        """Reap ended runs, enforce timeouts and kill deadlines, start what became startable."""
-        mono = time.monotonic()
+    def service(self) -> None:
+        """Reap ended runs, enforce timeouts and kill deadlines, sweep leftovers."""
+        mono = self.clock.mono()
+        if self._idle(mono):
+            return
+        self.children_changed = False
+        if self.active:
+            self._watch_until_mono = mono + ORPHAN_WATCH_S
         self._claim_orphans(mono)
         for a in list(self.active):
             try:
@@ -130,8 +147,30 @@ class RunWatcher:
         if not self.active:
             # Nothing runs, so any orphan re-parented to us is a leftover of a finished run.
             self._sweep_orphans(self.orphans(), mono)
-        # Also when nothing ended: a retry's or a jittered run's not-before time may have come.
-        self.dispatch(now)
+
+    def stop_all(self, reason: RunStatus) -> None:
+        """SIGTERM every run (SIGKILL after the grace): the daemon is stopping."""
+        mono = self.clock.mono()
+        if self.active:  # orphans that hid their run's identity go down with the runs
+            self.active[0].orphans |= self.orphans()
+        for a in self.active:
+            a.terminate(reason, mono, self.kill_grace_s)
+
+    def abandon(self) -> None:
+        """Record the runs that outlived SIGKILL (D state) and kill every leftover: the daemon
+        exits now and nothing it started may outlive it unrecorded."""
+        for a in self.active:
+            try:
+                self.conclude_run(
+                    a.run_id, RunStatus.INTERRUPTED, None, "did not exit after SIGKILL"
+                )
+            except Exception as e:  # left `running`: the next daemon records it `lost`
+                self.troubles.failed(e, "finish", run_id=a.run_id)
+        self.active.clear()
+        for pid, run_id, _, _ in self.sweeps:
+            signal_run(pid, run_id, signal.SIGKILL)
+        for pid in self.orphans():
+            signal_run(pid, "", signal.SIGKILL)
 
     def _claim_orphans(self, mono: float) -> None:
         """Give each orphan re-parented to the daemon to the run it came from.
@@ -159,7 +198,7 @@ class RunWatcher:
     def _sweep_orphans(self, orphans: dict[int, float | None], mono: float) -> None:
         swept = {pid for pid, *_ in self.sweeps}
         for pid in orphans.keys() - swept:
-            self.sweeps.append((pid, "", mono + KILL_GRACE_S, False))
+            self.sweeps.append((pid, "", mono + self.kill_grace_s, False))
 
     def _watch(self, a: Active, mono: float) -> None:
         ended, rc = a.poll()
@@ -185,8 +224,8 @@ class RunWatcher:
         if leftovers and all(s[1] != a.run_id for s in self.sweeps):  # _on_end may run again
             # Like systemd's control-group kill: nothing of a finished run keeps running. The
             # run itself ended with its main process; the leftovers are noted, then stopped.
-            mono = time.monotonic()
-            self.sweeps.append((a.pid, a.run_id, mono + KILL_GRACE_S, False))
+            mono = self.clock.mono()
+            self.sweeps.append((a.pid, a.run_id, mono + self.kill_grace_s, False))
             self._sweep_orphans(a.orphans, mono)
             _note_leftovers(a.run_dir, len(leftovers))
             log.warning("run.leftovers", task=a.task, run_id=a.run_id, processes=len(leftovers))
@@ -215,7 +254,7 @@ class RunWatcher:
             return
         if run.run_dir:
             self.cap_output(run.task, run_id, Path(run.run_dir), live=False)
-        ended = wall_now()
+        ended = self.clock.wall()
         result = _read_result(Path(run.run_dir)) if run.run_dir else {}
         spec = self.tasks.get(run.task)
         retry_at = None
@@ -305,15 +344,12 @@ class RunWatcher:
                 max_output_bytes=cap,
             )
 
-    def next_wakeup_mono(self, now: datetime) -> float | None:
-        """The soonest monotonic instant something needs attention (timeouts, kills, queue)."""
-        mono = time.monotonic()
+    def next_wakeup_mono(self) -> float | None:
+        """The soonest monotonic instant a run needs attention (timeouts, kills, output cap)."""
+        mono = self.clock.mono()
         cands = [a.deadline_mono for a in self.active if a.stop_reason is None]
         cands += [a.kill_at_mono for a in self.active if a.kill_at_mono is not None]
         cands += [s[2] for s in self.sweeps]
-        for row in self.db.runs_with_status(RunStatus.QUEUED):
-            if row.not_before is not None and row.not_before > now:
-                cands.append(mono + (row.not_before - now).total_seconds())
         if any(a.popen is None for a in self.active):
             cands.append(mono + 1.0)  # adopted runs are polled: no SIGCHLD tells us they ended
         if self.active:

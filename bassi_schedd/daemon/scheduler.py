@@ -9,27 +9,29 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
 
 from bassi_schedd.config.paths import Home
-from bassi_schedd.core import policy
+from bassi_schedd.core import planner
+from bassi_schedd.core.admission import Candidate, admit
+from bassi_schedd.core.duecache import DueCache
 from bassi_schedd.core.errors import UserError
-from bassi_schedd.core.records import iso_utc, new_run_id, to_db
+from bassi_schedd.core.records import iso_utc, to_db
 from bassi_schedd.core.runstatus import RunStatus
-from bassi_schedd.core.schedule import DueCache, scheduled_times
+from bassi_schedd.core.schedule import scheduled_times
 from bassi_schedd.core.spec import DaemonConfig, TaskSpec
 from bassi_schedd.daemon.agentctl import controls_for_start, serve_stop_requests
+from bassi_schedd.daemon.clock import SYSTEM_CLOCK, Clock
 from bassi_schedd.daemon.guard import Troubles
-from bassi_schedd.daemon.runwatch import RunWatcher, wall_now
+from bassi_schedd.daemon.runwatch import RunWatcher
 from bassi_schedd.notify.notifier import Notifier
 from bassi_schedd.runner.process import Active, create_time, spawn
 from bassi_schedd.runner.rundir import child_argv, child_env, prepare_run_dir
 from bassi_schedd.store.schema import is_disk_full
-from bassi_schedd.store.state import NewRun, RunRow, StateDB, TaskSummary
+from bassi_schedd.store.state import NewRun, RunRow, StateDB
 
 log = structlog.get_logger()
 
@@ -40,26 +42,45 @@ _HORIZONS = (timedelta(days=1), timedelta(hours=1), timedelta(minutes=10))
 
 
 @dataclass
-class Scheduler(RunWatcher):
-    """The daemon's scheduling state: loaded tasks, watched runs, and the state DB."""
+class Scheduler:
+    """The daemon's scheduling state: loaded tasks, the state DB, and the runs it watches."""
 
     home: Home
     db: StateDB
     config: DaemonConfig
+    clock: Clock = SYSTEM_CLOCK
     tasks: dict[str, TaskSpec] = field(default_factory=dict)
     task_errors: dict[str, str] = field(default_factory=dict)  # invalid files: name -> why
-    active: list[Active] = field(default_factory=list)
     due_cache: DueCache = field(default_factory=DueCache)
     recovered: dict[str, list[datetime]] = field(default_factory=dict)
     prev_tick: datetime | None = None
-    # Leftover processes of ended runs: (root pid, run id, SIGKILL at (monotonic), SIGTERM sent)
-    sweeps: list[tuple[int, str, float, bool]] = field(default_factory=list)
     python: str = sys.executable
     parent_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     notifier: Notifier | None = None
     troubles: Troubles = field(default_factory=Troubles)
     # Daemon facts written with every tick (daemon_pid...), so a full disk at start loses none.
     meta: dict[str, str] = field(default_factory=dict)
+    runs: RunWatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.runs = RunWatcher(
+            self.db,
+            self.clock,
+            self.config.kill_grace_s,
+            self.tasks,
+            notifier=self.notifier,
+            troubles=self.troubles,
+        )
+
+    @property
+    def kill_grace_s(self) -> float:
+        """SIGTERM to SIGKILL for a run the daemon stops (schedd.toml ``kill_grace``)."""
+        return self.runs.kill_grace_s
+
+    @property
+    def active(self) -> list[Active]:
+        """The runs in flight (the watcher's)."""
+        return self.runs.active
 
     # -- tasks --------------------------------------------------------------------------------
 
@@ -70,12 +91,15 @@ class Scheduler(RunWatcher):
 
         ``errors`` (invalid task files) only explains a trigger that cannot be honoured."""
         seen_from = self.prev_tick if self.prev_tick is not None and self.prev_tick < now else now
-        with self.db.tx() as tx:
-            for name in tasks:
-                tx.first_seen(name, seen_from)
+        new = tasks.keys() - self.tasks.keys()
+        if new:
+            with self.db.tx() as tx:
+                for name in new:
+                    tx.first_seen(name, seen_from)
         for name in self.tasks.keys() - tasks.keys():
             self.due_cache.forget(name)  # a changed schedule or zone the cache notices itself
         self.tasks = tasks
+        self.runs.tasks = tasks
         self.task_errors = dict(errors or {})
 
     # -- the tick -----------------------------------------------------------------------------
@@ -83,99 +107,67 @@ class Scheduler(RunWatcher):
     def tick(self, now: datetime) -> None:
         """Record a disposition for every due time of every task, then start what can start.
 
-        A task whose planning raises is logged (``daemon.error``) and left out of this tick:
-        its ``last_checked`` stays, so the next tick plans the same times again.
+        Planning is core/planner.py's; this applies its answer in one transaction. A task
+        whose planning raises is logged (``daemon.error``) and left out of this tick: its
+        ``last_checked`` stays, so the next tick plans the same times again.
         """
         serve_stop_requests(self)  # SPEC 10 `stop` (agentctl.py)
         checked = self.db.last_checked()
         summaries = self.db.task_summaries()
-        new_rows: list[NewRun] = []
-        advanced: dict[str, datetime] = {}
-        done: list[str] = []
-        flips: dict[str, bool] = {}
+        first_tick = self.prev_tick is None
+        plans: dict[str, planner.TaskPlan | None] = {}
         for name, spec in self.tasks.items():
+            state = summaries.get(name)
             try:
-                plan = self._plan_task(spec, summaries.get(name), checked.get(name, now), now)
+                due: list[datetime] = []
+                if planner.needs_due_times(spec, state, first_tick):
+                    due = self._due_times(spec, checked.get(name, now), now)
+                extra = self.recovered.get(name, [])
+                plans[name] = planner.plan_task(spec, state, due, extra, now, first_tick)
             except Exception as e:
                 self.troubles.failed(e, "plan", task=name)
-                continue
-            if plan is None:
-                continue
-            rows, advance, is_done, flip = plan
-            new_rows += rows
-            if advance:
-                advanced[name] = now
-            if is_done:
-                done.append(name)
-            if flip is not None:
-                flips[name] = flip
         with self.db.tx() as tx:
-            for task, at in tx.take_requests():
-                if task in self.tasks:
-                    new_rows.append(
-                        NewRun(new_run_id(at), task, "manual", at, RunStatus.QUEUED, not_before=at)
-                    )
-                else:
-                    why = self.task_errors.get(task, "no task file by that name")
-                    log.error("trigger.refused", task=task, requested_at=iso_utc(at), error=why)
-            inserted = tx.insert_runs(new_rows, now)
-            for name, until in advanced.items():
-                tx.set_last_checked(name, until)
-            for name in done:
+            plan = planner.plan_tick(plans, tx.take_requests(), self.tasks)
+            inserted = tx.insert_runs(plan.rows, now)
+            for name in plan.advance:
+                tx.set_last_checked(name, now)
+            for name in plan.done:
                 tx.set_done(name)
-            for name, paused in flips.items():
+            for name, paused in plan.paused.items():
                 tx.set_paused(name, paused)
             tx.set_meta({"last_tick": to_db(now) or "", **self.meta})
+        for task, at in plan.refused:
+            why = self.task_errors.get(task, "no task file by that name")
+            log.error("trigger.refused", task=task, requested_at=iso_utc(at), error=why)
         # Only now are the recovered times on record: a tick that failed keeps them owed.
-        for name in advanced:
+        for name in plan.advance:
             self.recovered.pop(name, None)
         self.troubles.disk_ok()
         for r in inserted:
             if r.status != RunStatus.QUEUED:
-                log.info(
-                    "run.missed",
-                    task=r.task,
-                    run_id=r.run_id,
-                    scheduled_for=iso_utc(r.scheduled_for),
-                    trigger=r.trigger,
-                    status=r.status,
-                    reason=r.detail,
-                )
-                missed_spec = self.tasks.get(r.task)
-                if (
-                    self.notifier is not None
-                    and r.status == RunStatus.MISSED
-                    and missed_spec is not None
-                ):
-                    try:
-                        missed = self.db.get_run(r.run_id)
-                        if missed is not None:
-                            self.notifier.time_missed(missed_spec, missed)
-                    except Exception as e:
-                        self.troubles.failed(e, "notify", task=r.task, run_id=r.run_id)
+                self._log_missed(r)
         self.prev_tick = now
         self.dispatch(now)
 
-    def _plan_task(
-        self, spec: TaskSpec, state: TaskSummary | None, after: datetime, now: datetime
-    ) -> tuple[list[NewRun], bool, bool, bool | None] | None:
-        """(rows, advance last_checked, now done, paused flag to store) of one task, or None."""
-        if state is not None and state.done:
-            return None
-        was_paused = state is not None and state.paused
-        if not spec.enabled:
-            # Times while paused are never owed: keep last_checked moving.
-            return [], True, False, (None if was_paused else True)
-        flip = False if was_paused else None
-        if was_paused and self.prev_tick is None:
-            # Resumed while no daemon ran: when is unknown, so owe nothing before now.
-            return [], True, False, flip
-        extra = self.recovered.get(spec.name, [])
-        due = self._due_times(spec, after, now)
-        if not due and not extra:
-            return ([], False, False, flip) if flip is not None else None
-        rows = self._dispositions(spec, due, extra, now)
-        return rows, True, spec.schedule.kind == "at" and bool(due), flip
+    def _log_missed(self, r: NewRun) -> None:
+        log.info(
+            "run.missed",
+            task=r.task,
+            run_id=r.run_id,
+            scheduled_for=iso_utc(r.scheduled_for),
+            trigger=r.trigger,
+            status=r.status,
+            reason=r.detail,
+        )
+        spec = self.tasks.get(r.task)
+        if self.notifier is None or r.status != RunStatus.MISSED or spec is None:
+            return
+        try:
+            missed = self.db.get_run(r.run_id)
+            if missed is not None:
+                self.notifier.time_missed(spec, missed)
+        except Exception as e:
+            self.troubles.failed(e, "notify", task=r.task, run_id=r.run_id)
 
     def _due_times(self, spec: TaskSpec, after: datetime, now: datetime) -> list[datetime]:
         times = self.due_cache.due(
@@ -200,28 +192,6 @@ class Scheduler(RunWatcher):
             recorded_from=start.isoformat(),
         )
         return times
-
-    def _dispositions(
-        self, spec: TaskSpec, due: list[datetime], extra: list[datetime], now: datetime
-    ) -> list[NewRun]:
-        jitter = timedelta(seconds=policy.jitter_s(spec))
-        rows = []
-        for d in policy.plan(spec, due, now, recovered=extra):
-            status = RunStatus.QUEUED if d.action == "run" else RunStatus(d.action)
-            not_before = max(d.scheduled_for + jitter, now) if d.action == "run" else None
-            rows.append(
-                NewRun(
-                    run_id=new_run_id(d.scheduled_for),
-                    task=spec.name,
-                    trigger=d.trigger,
-                    scheduled_for=d.scheduled_for,
-                    status=status,
-                    not_before=not_before if jitter else None,
-                    sequential=d.sequential,
-                    detail=d.reason,
-                )
-            )
-        return rows
 
     # -- starting runs ------------------------------------------------------------------------
 
@@ -248,30 +218,28 @@ class Scheduler(RunWatcher):
                 set_aside.add(row.task)
 
     def _dispatch_row(self, row: RunRow, now: datetime, waiting: set[str]) -> bool:
-        """Start, hold or drop one queued row; False when every slot is taken."""
-        spec = self.tasks.get(row.task)
-        if spec is None:
-            self._set_status(row, RunStatus.MISSED, "task file removed or invalid")
-            return True
-        if not spec.enabled and row.trigger != "manual":
-            # A retry or catch-up queued before `pause` is not owed; `trigger` still works.
-            self._set_status(row, RunStatus.MISSED, "task paused")
-            return True
-        busy = [a for a in self.active if a.task == row.task and a.stop_reason is None]
-        if busy and not (spec.overlap == "allow" and not row.sequential):
-            if row.sequential or row.trigger == "retry" or spec.overlap == "queue":
-                if spec.overlap == "queue" and not row.sequential and row.task in waiting:
-                    self._set_status(row, RunStatus.SKIPPED_OVERLAP, "a run is already waiting")
-                waiting.add(row.task)
-                return True
-            if spec.overlap == "skip":
-                self._set_status(row, RunStatus.SKIPPED_OVERLAP, "previous run still going")
-                return True
-            for a in busy:  # replace
-                self.stop_run(a, RunStatus.REPLACED, time.monotonic())
-        if self.running_count() >= self.config.max_concurrent:
+        """Apply admission (core/admission.py) to one queued row; False when slots are full."""
+        busy = [a for a in self.runs.active if a.task == row.task and a.stop_reason is None]
+        verdict = admit(
+            Candidate(row.task, row.trigger, row.sequential),
+            self.tasks.get(row.task),
+            len(busy),
+            row.task in waiting,
+            self.runs.running_count(),
+            self.config.max_concurrent,
+        )
+        if verdict.replace:
+            for a in busy:
+                self.runs.stop_run(a, RunStatus.REPLACED, self.clock.mono())
+        if verdict.verdict == "skip":
+            assert verdict.status is not None
+            self._set_status(row, verdict.status, verdict.reason or "")
+        elif verdict.verdict == "wait":
+            waiting.add(row.task)
+        elif verdict.verdict == "full":
             return False
-        self.start(row, spec, now)
+        else:
+            self.start(row, self.tasks[row.task], now)
         return True
 
     def _set_status(self, row: RunRow, status: RunStatus, reason: str) -> None:
@@ -296,7 +264,7 @@ class Scheduler(RunWatcher):
         scheduled = row.scheduled_for or now
         fields = {"task": row.task, "run_id": row.run_id, "scheduled_for": iso_utc(scheduled)}
         fields["trigger"] = row.trigger
-        started = wall_now()
+        started = self.clock.wall()
         extras = controls_for_start(self, row, spec, now)  # SPEC 10: caps, previous success
         if extras is None:
             return  # a spent cap: recorded budget_exceeded
@@ -308,11 +276,11 @@ class Scheduler(RunWatcher):
             if is_disk_full(e):
                 shutil.rmtree(run_dir, ignore_errors=True)  # give back what the half-run took
                 raise
-            self.fail_to_start(row, started, run_dir, f"cannot prepare the run folder: {e}")
+            self.runs.fail_to_start(row, started, run_dir, f"cannot prepare the run folder: {e}")
             return
         except UserError as e:  # the prompt file went bad after the task was loaded
             run_dir = self.home.run_dir(row.task, row.run_id)
-            self.fail_to_start(row, started, run_dir, str(e))
+            self.runs.fail_to_start(row, started, run_dir, str(e))
             return
         env = child_env(
             self.home, self.config, spec, row.run_id, scheduled, run_dir, self.parent_env
@@ -328,7 +296,7 @@ class Scheduler(RunWatcher):
         except OSError as e:
             if not is_disk_full(e):
                 reason = f"cannot start {argv[0]}: {e.strerror or e}"
-                self.fail_to_start(row, started, run_dir, reason, claimed=True)
+                self.runs.fail_to_start(row, started, run_dir, reason, claimed=True)
                 return
             self._unclaim(row)
             raise
@@ -337,14 +305,14 @@ class Scheduler(RunWatcher):
             raise
         created = create_time(popen.pid)
         # Watched from here on, whatever happens to the writes below.
-        self.active.append(
+        self.runs.watch(
             Active(
                 run_id=row.run_id,
                 task=row.task,
                 pid=popen.pid,
                 created=created,
                 run_dir=run_dir,
-                deadline_mono=time.monotonic() + spec.timeout_s,
+                deadline_mono=self.clock.mono() + spec.timeout_s,
                 popen=popen,
             )
         )
@@ -369,3 +337,21 @@ class Scheduler(RunWatcher):
                 tx.unmark_started(row.run_id)
         except Exception as e:
             self.troubles.failed(e, "start", task=row.task, run_id=row.run_id)
+
+    # -- after the start ----------------------------------------------------------------------
+
+    def service(self, now: datetime) -> None:
+        """Look after the runs in flight, then start what became startable."""
+        self.runs.service()
+        # Also when nothing ended: a retry's or a jittered run's not-before time may have come.
+        self.dispatch(now)
+
+    def next_wakeup_mono(self, now: datetime) -> float | None:
+        """The soonest monotonic instant something needs attention: a run, or a queued row's
+        not-before time (a retry, a jittered start)."""
+        mono = self.clock.mono()
+        cands = [c for c in (self.runs.next_wakeup_mono(),) if c is not None]
+        for row in self.db.runs_with_status(RunStatus.QUEUED):
+            if row.not_before is not None and row.not_before > now:
+                cands.append(mono + (row.not_before - now).total_seconds())
+        return min(cands) if cands else None

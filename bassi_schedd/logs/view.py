@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bassi_schedd.core.durations import format_duration_s
+from bassi_schedd.core.policy import ON_TIME_S
 
 LEVEL_RANK = {
     "debug": 10,
@@ -46,7 +47,6 @@ _BARE = re.compile(r"[^\s\"'=]+")
 # Shown in their own form (or not at all) rather than as key=value.
 _HIDDEN = frozenset({"ts", "level", "event", "task", "status", "duration_s", "exit_code"})
 _HIDDEN |= {"cost_usd", "run_id", "trigger", "scheduled_for", "attempt", "error"}
-ON_TIME_S = 90.0
 _READ_CHUNK = 1 << 16
 
 

@@ -27,8 +27,8 @@ from bassi_schedd.store.state import QueryError, StateDB, open_existing
 RUN_ID_RE = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
 # The daemon answers at once when woken; this long means it is stuck or stopping.
 ANSWER_WAIT_S = 10.0
-# The runs end within the kill grace, plus the time to notice and record it.
-END_WAIT_S = KILL_GRACE_S + 10.0
+# The runs end within the kill grace (schedd.toml kill_grace), plus time to notice and record it.
+END_SLACK_S = 10.0
 
 
 @dataclass
@@ -72,7 +72,7 @@ def request_stop(home: Home, target: str, *, wait_end: bool = True) -> StopResul
         run_ids = _wait_answer(home, db, request_id, pid)
         result = StopResult(target, pid, dict.fromkeys(run_ids))
         if wait_end:
-            _wait_ended(db, result)
+            _wait_ended(db, result, _grace_s(home) + END_SLACK_S)
         return result
     finally:
         db.close()
@@ -101,8 +101,18 @@ def _wait_answer(home: Home, db: StateDB, request_id: int, pid: int) -> list[str
         time.sleep(0.05)
 
 
-def _wait_ended(db: StateDB, result: StopResult) -> None:
-    deadline = time.monotonic() + END_WAIT_S
+def _grace_s(home: Home) -> float:
+    from bassi_schedd.config.settings import load_config
+    from bassi_schedd.core.errors import TaskFileError
+
+    try:
+        return load_config(home).kill_grace_s
+    except TaskFileError:
+        return KILL_GRACE_S  # the daemon keeps the settings it has; the default is a fair guess
+
+
+def _wait_ended(db: StateDB, result: StopResult, limit_s: float) -> None:
+    deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
         for run_id in result.ended:
             row = db.get_run(run_id)

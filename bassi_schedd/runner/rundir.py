@@ -8,24 +8,15 @@ import pwd
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 from bassi_schedd.config.paths import Home, make_private_dir, write_private_file
 from bassi_schedd.config.taskfile import read_prompt
 from bassi_schedd.core.spec import DaemonConfig, TaskSpec
+from bassi_schedd.core.template import LastRun
 from bassi_schedd.runner.previous import RunExtras
 
 # Variables a run inherits from the daemon (SPEC 5); everything else is dropped, as cron does.
 INHERITED = ("HOME", "USER", "LOGNAME", "SHELL", "LANG", "TZ", "TMPDIR", "PATH")
-
-
-class LastRun(Protocol):
-    """What templating needs of the previous run."""
-
-    @property
-    def started_at(self) -> datetime | None: ...
-    @property
-    def status(self) -> str: ...
 
 
 def prepare_run_dir(

@@ -156,7 +156,7 @@ def assert_known_events(home: Home) -> None:
     """Every line the daemons logged carries an event name listed in logs.EVENTS."""
     import json
 
-    from bassi_schedd.logs.setup import EVENTS
+    from bassi_schedd.logs.events import EVENTS
 
     unknown = set()
     for path in home.log_file.parent.glob(home.log_file.name + "*"):

@@ -325,3 +325,17 @@ def test_a_success_is_changed_when_its_result_differs_from_the_previous_successs
         assert db.get_run("r2").result_sha256 == hashlib.sha256(b"second").hexdigest()  # type: ignore[union-attr]
     finally:
         db.close()
+
+
+def test_kubernetes_export_warns_about_keys_that_need_the_history(home: Home) -> None:
+    from bassi_schedd.export import collect
+
+    path = home.tasks_dir / "mail.toml"
+    path.write_text(
+        'schedule = "@daily"\nprompt = "Before: {last_result}"\n'
+        "[budget]\ndaily_usd = 1\n[agent]\ncontinue_session = true\n"
+    )
+    path.chmod(0o600)
+    out = collect.export_kubernetes(home, [], "img", None)
+    assert [n.key for n in out.notes] == ["budget", "agent.continue_session", "prompt"]
+    assert collect.export_systemd(home, []).notes == []  # execute keeps the home's history

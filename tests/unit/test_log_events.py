@@ -7,7 +7,7 @@ from pathlib import Path
 
 from support import REPO
 
-from bassi_schedd.logs.setup import EVENTS
+from bassi_schedd.logs.events import EVENTS
 
 PACKAGE = REPO / "bassi_schedd"
 LEVEL_METHODS = {"debug", "info", "warning", "error", "critical", "exception", "msg"}

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from bassi_schedd.core import schedule as sched_mod
 from bassi_schedd.core.cronexpr import compile_cron
+from bassi_schedd.core.duecache import DueCache
 from bassi_schedd.core.schedule import (
-    DueCache,
     Schedule,
     ScheduleError,
     next_times,

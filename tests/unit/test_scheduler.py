@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 from bassi_schedd.config.loader import TaskLoader
 from bassi_schedd.config.paths import Home
 from bassi_schedd.config.settings import load_config
+from bassi_schedd.core import planner
 from bassi_schedd.core import schedule as schedule_mod
 from bassi_schedd.daemon import scheduler
 from bassi_schedd.store.state import RunRow, StateDB
@@ -96,7 +97,7 @@ def test_colliding_run_ids_drop_no_scheduled_time(
         write_task(name, 'schedule = "* * * * *"\ntimezone = "UTC"\ncommand = ["/bin/true"]\n')
     # What a birthday collision of the random part does (about 1 tick in 135 with 500 minutely
     # tasks: the load soak lost a scheduled time this way before ids were re-drawn), made certain.
-    monkeypatch.setattr(scheduler, "new_run_id", lambda at: f"{at:%Y%m%dT%H%M%SZ}-abcdef")
+    monkeypatch.setattr(planner, "new_run_id", lambda at: f"{at:%Y%m%dT%H%M%SZ}-abcdef")
     load(home, sched, T0)
     sched.tick(T0)
     sched.tick(T0 + timedelta(seconds=4))  # 05:30:01: 05:30 is due for each task

@@ -270,3 +270,38 @@ def test_stop_cancels_running_agent_and_command_runs(
     bad = cli("stop", "Not A Run")
     assert bad.returncode == 2 and "neither a run id nor a task name" in bad.stderr
     assert d.stop() == 0
+
+
+def test_notify_on_changed_skips_a_success_with_the_same_result(
+    home: Home, write_task: WriteTask, daemon: Start, cli: Cli, tmp_path: Path
+) -> None:
+    (tmp_path / "news").write_text("nothing new")
+    write_task(
+        "watch",
+        f"""
+        schedule = "0 0 1 1 *"
+        command = ["/bin/cat", "{tmp_path}/news"]
+        notify = {{ on = ["changed"], command = ["/bin/sh", "-c", "cat >> {tmp_path}/notes"] }}
+        """,
+    )
+    d = daemon()
+    d.wait_ready()
+    first = run_once(home, cli, "watch", 1)  # the first success counts as changed
+    same = run_once(home, cli, "watch", 2)
+    (tmp_path / "news").write_text("a new item")
+    third = run_once(home, cli, "watch", 3)
+    assert [r["status"] for r in (first, same, third)] == ["success"] * 3
+    assert first["result_sha256"] == same["result_sha256"] != third["result_sha256"]
+
+    def notes() -> list[dict[str, object]]:
+        path = tmp_path / "notes"
+        text = path.read_text() if path.exists() else ""
+        return [json.loads(x) for x in text.splitlines()]
+
+    # One lane per task delivers in order: had the second run notified, it would come before.
+    wait_for(lambda: len(notes()) >= 2, 30)
+    assert [(n["event"], n["run_id"]) for n in notes()] == [
+        ("changed", first["run_id"]),
+        ("changed", third["run_id"]),
+    ]
+    assert d.stop() == 0

@@ -79,7 +79,16 @@ def changed_hash(
 
 def serve_stop_requests(sched: Scheduler) -> None:
     """Answer pending ``stop`` requests: stop the run named (or every running run of the task
-    named) with SIGTERM to its tree, SIGKILL after the grace; it ends ``cancelled``."""
+    named) with SIGTERM to its tree, SIGKILL after the grace; it ends ``cancelled``.
+
+    A failure here is logged (``daemon.error``) and never keeps the tick from planning."""
+    try:
+        _serve_stop_requests(sched)
+    except Exception as e:
+        sched.troubles.failed(e, "stop")
+
+
+def _serve_stop_requests(sched: Scheduler) -> None:
     with sched.db.tx() as tx:
         pending = tx.pending_stop_requests()
     if not pending:

@@ -253,6 +253,7 @@ def test_stop_cancels_running_agent_and_command_runs(
         command = ["/bin/sh", "-c", "trap '' TERM; sleep 300 & sleep 300"]
         """,
     )
+    (home.root / "schedd.toml").write_text('kill_grace = "1s"\n')  # the shell ignores SIGTERM
     d = daemon()
     d.wait_ready()
     assert cli("stop", "loop").returncode == 1  # nothing running yet

@@ -163,7 +163,8 @@ def execute_run_dir(
         if resume is not None and not run.started_session and _stopped_by(run) is None:
             # The CLI could not resume (a session pruned or from another machine): say why
             # and start afresh, rather than fail every run until someone edits the task.
-            resume_error = classify(run.facts).error or "the session could not be resumed"
+            tail = run.facts.stderr_tail  # the CLI says why in its last line
+            resume_error = tail[-1] if tail else classify(run.facts).error or "unknown error"
             run.stderr_line(f"bassi-schedd: cannot resume session {resume}: {resume_error}")
             run = _attempt(task, prompt, fd, on_message, timeout_s, None)
     except UsageError as e:

@@ -306,3 +306,28 @@ def test_notify_on_changed_skips_a_success_with_the_same_result(
         ("changed", third["run_id"]),
     ]
     assert d.stop() == 0
+
+
+def test_check_names_file_and_key_of_bad_agent_controls(
+    home: Home, write_task: WriteTask, cli: Cli
+) -> None:
+    (home.root / "schedd.toml").write_text("[budget]\nmonthly_usd = -5\n")
+    write_task("gate", 'schedule = "@daily"\nprompt = "p"\nwhen = "check.sh"\n')
+    write_task(
+        "cmd", 'schedule = "@daily"\ncommand = ["/bin/true"]\n[agent]\ncontinue_session = true\n'
+    )
+    r = cli("check")
+    assert r.returncode == 1
+    lines = r.stdout.splitlines()
+    assert lines[0] == (
+        f"error {home.root / 'schedd.toml'}:2: key 'budget.monthly_usd': "
+        "must be a number between 0 and 1000000, got -5"
+    )
+    assert (
+        f"error {home.tasks_dir / 'gate.toml'}:3: key 'when': must be a list of strings" in r.stdout
+    )
+    assert (
+        f"{home.tasks_dir / 'cmd.toml'}:4: key 'agent.continue_session': applies to agent"
+        in r.stdout
+    )
+    assert "Traceback" not in r.stdout + r.stderr

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bassi_schedd.config.paths import write_private_file
+from bassi_schedd.config.paths import FILE_MODE, write_private_file
 from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.core.template import (
     VARIABLES,
@@ -65,6 +65,8 @@ def run_gate(
 ) -> tuple[Verdict, str]:
     """Run the gate once; its verdict and its stdout (last 10 KB, as text)."""
     name = _name(argv)
+    # 0600 whatever the caller's umask (``execute TASK`` runs the gate from a user's shell).
+    os.close(os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE))
     try:
         proc = start_child(ChildSpec(tuple(argv), env, cwd, name="bassi-gate", stderr_file=log))
     except OSError as e:

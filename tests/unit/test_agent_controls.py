@@ -181,6 +181,7 @@ def gate(tmp_path: Path, script: str, timeout_s: float = 10.0) -> tuple[object, 
 def test_gate_exit_codes_give_go_skip_or_fail(tmp_path: Path) -> None:
     verdict, out = gate(tmp_path, "echo hello; echo err >&2")
     assert verdict.go and out == "hello\n"  # type: ignore[attr-defined]
+    assert (tmp_path / "when.log").stat().st_mode & 0o777 == 0o600
     assert sorted((tmp_path / "when.log").read_text().split()) == ["err", "hello"]
     assert gate(tmp_path, "exit 1")[0].verdict == "skip"  # type: ignore[attr-defined]
     failed = gate(tmp_path, "exit 3")[0]

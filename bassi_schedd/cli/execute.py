@@ -26,6 +26,7 @@ from bassi_schedd.config.paths import FILE_MODE, Home, write_private_file
 from bassi_schedd.core.errors import TaskFileError, UsageError, UserError
 from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.core.spec import TaskSpec
+from bassi_schedd.runner.gate import gate_outcome
 from bassi_schedd.runner.outputcap import trim_output
 from bassi_schedd.runner.process import EXIT_CODE_FILE, create_time
 
@@ -104,6 +105,7 @@ def execute_task(home: Home, ref: str) -> int:
     now = datetime.now(UTC)
     db = StateDB.open(home.state_db)
     try:
+        extras = _extras(db, config, task, now)
         last = db.last_finished_run(task.name)
         run_id = db.start_manual_run(
             task.name,
@@ -116,13 +118,13 @@ def execute_task(home: Home, ref: str) -> int:
         run_dir = home.run_dir(task.name, run_id)
         rc, result = 1, cast(dict[str, Any], {})
         try:
-            prepare_run_dir(home, task, run_id, now, now, last)
+            prepare_run_dir(home, task, run_id, now, now, last, extras)
             env = child_env(home, config, task, run_id, now, run_dir, os.environ)
             print(f"bassi-schedd: running {task.name} (run {run_id}, folder {run_dir})", flush=True)
             if task.is_agent:
                 rc, result = _agent_in_foreground(task, run_dir, env)
             else:
-                rc = _command_in_foreground(task, run_id, run_dir, env)
+                rc = _gated_command(task, run_id, run_dir, env, config.kill_grace_s)
         except KeyboardInterrupt:
             rc = 128 + signal.SIGINT
             raise
@@ -133,10 +135,11 @@ def execute_task(home: Home, ref: str) -> int:
                 write_private_file(run_dir / EXIT_CODE_FILE, f"{rc}\n")
             raw_usage = result.get("usage")
             usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+            status, rc_db, _ = gate_outcome(run_dir, _status(rc), rc)
             db.end_manual_run(
                 run_id,
-                _status(rc),
-                rc,
+                status,
+                rc_db,
                 datetime.now(UTC),
                 cost_usd=as_number(result.get("total_cost_usd")),
                 input_tokens=as_integer(usage.get("input_tokens")),
@@ -145,6 +148,34 @@ def execute_task(home: Home, ref: str) -> int:
     finally:
         db.close()
     return rc
+
+
+def _extras(db: Any, config: Any, task: TaskSpec, now: datetime) -> Any:
+    """SPEC 10 for a run by hand: the same caps, {last_result} and session as the daemon's."""
+    from bassi_schedd.runner.previous import RunExtras, last_result, session_id
+    from bassi_schedd.store.spend import check_budget
+
+    decision = check_budget(db, task, config, now)
+    if decision.exceeded is not None:
+        raise UserError(f"not started: {decision.exceeded}")
+    previous = db.last_success(task.name)
+    prev_dir = Path(previous.run_dir) if previous is not None and previous.run_dir else None
+    resume = session_id(prev_dir) if task.agent.continue_session else None
+    max_budget = decision.max_budget_usd if task.is_agent else None
+    return RunExtras(last_result(prev_dir, task.is_agent), max_budget, resume)
+
+
+def _gated_command(
+    task: TaskSpec, run_id: str, run_dir: Path, env: dict[str, str], grace_s: float
+) -> int:
+    """A command task by hand: its gate first (SPEC 10), then the command if the gate said go."""
+    from bassi_schedd.runner.gate import gate_run_dir
+
+    verdict = gate_run_dir(run_dir, env)
+    if verdict is not None and not verdict.go:
+        print(f"bassi-schedd: {verdict.reason}", file=sys.stderr, flush=True)
+        return 1
+    return _command_in_foreground(task, run_id, run_dir, env, grace_s)
 
 
 def _status(rc: int) -> RunStatus:
@@ -206,7 +237,9 @@ class _Tee:
         return self.stream.isatty()
 
 
-def _command_in_foreground(task: TaskSpec, run_id: str, run_dir: Path, env: dict[str, str]) -> int:
+def _command_in_foreground(
+    task: TaskSpec, run_id: str, run_dir: Path, env: dict[str, str], grace_s: float
+) -> int:
     """Run the task's command in its own session, copying its output; timeout and ^C stop it.
 
     As in the daemon, the run ends when its main process exits; processes it left running are
@@ -238,7 +271,7 @@ def _command_in_foreground(task: TaskSpec, run_id: str, run_dir: Path, env: dict
             print(note, file=sys.stderr, flush=True)
             os.write(log_fd, (note + "\n").encode())
         if stopped is not None or left:
-            _stop_all(proc, run_id)
+            _stop_all(proc, run_id, grace_s)
         assert proc.stdout is not None
         proc.stdout.close()
         os.close(log_fd)
@@ -311,11 +344,12 @@ def _leftovers(root_pid: int, run_id: str) -> list[int]:
     return sorted(found | set(untracked_children({root_pid})))
 
 
-def _stop_all(proc: subprocess.Popen[bytes], run_id: str) -> None:
-    """SIGTERM the run and its leftovers, SIGKILL what is left after the grace; reap them all."""
+def _stop_all(proc: subprocess.Popen[bytes], run_id: str, grace_s: float) -> None:
+    """SIGTERM the run and its leftovers, SIGKILL what is left after ``grace_s`` (schedd.toml
+    ``kill_grace``, as in the daemon); reap them all."""
     import psutil
 
-    from bassi_schedd.runner.kill import KILL_GRACE_S, stop_tree
+    from bassi_schedd.runner.kill import stop_tree
     from bassi_schedd.runner.process import reap_strays, run_processes, untracked_children
 
     def find() -> list[psutil.Process]:
@@ -329,5 +363,5 @@ def _stop_all(proc: subprocess.Popen[bytes], run_id: str) -> None:
         proc.poll()
         reap_strays({proc.pid})
 
-    stop_tree(proc.pid, find, KILL_GRACE_S, reap=reap, settle_s=5.0)
+    stop_tree(proc.pid, find, grace_s, reap=reap, settle_s=5.0)
     proc.wait()

@@ -29,10 +29,13 @@ COMMANDS = {
     "pause": "steer",
     "resume": "steer",
     "trigger": "steer",
+    "stop": "stop",
+    "cost": "cost",
     "execute": "execute",
     "history": "history",
     "logs": "logs",
     "web": "web",
+    "export": "export",
 }
 
 
@@ -94,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("trigger", help="ask the running daemon to start a task now")
     s.add_argument("task")
 
+    s = sub.add_parser("stop", help="stop a running run, or every running run of a task")
+    s.add_argument("target", metavar="RUN_ID|TASK")
+    s = sub.add_parser("cost", help="spend and tokens per task, day or month")
+    s.add_argument("task", nargs="?")
+    s.add_argument("--since", default="30d", metavar="DURATION", help="default 30d")
+    s.add_argument("--by", choices=["task", "day", "month"], default="task")
+    s.add_argument("--json", action="store_true")
+
     s = sub.add_parser("execute", help="run a task now in the foreground (or a prepared run dir)")
     s.add_argument("task", nargs="?")
     s.add_argument("--run-dir", metavar="DIR")
@@ -101,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("history", help="past runs, newest first")
     s.add_argument("task", nargs="?")
     s.add_argument("-n", type=int, default=20, metavar="N")
+    s.add_argument("--status", metavar="S", help="only runs with this status")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("logs", help="read the daemon log")
@@ -117,6 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--open", action="store_true", help="open the dashboard in a browser")
     s.add_argument(
         "--allow-remote", action="store_true", help="allow a non-loopback --host (and any Host)"
+    )
+
+    s = sub.add_parser("export", help="the tasks as Kubernetes CronJobs or systemd timers")
+    targets = s.add_subparsers(dest="target", metavar="TARGET", parser_class=_Parser, required=True)
+    t = targets.add_parser("kubernetes", help="a ConfigMap and one CronJob per task, as YAML")
+    t.add_argument("tasks", nargs="*", metavar="TASK", help="the tasks to export (default: all)")
+    t.add_argument("--image", required=True, help="the image with bassi-schedd installed")
+    t.add_argument("--namespace", metavar="NS")
+    t.add_argument("-o", dest="output", metavar="FILE", help="write here ('-': stdout, default)")
+    t = targets.add_parser("systemd", help="bassi-NAME.service and .timer per task")
+    t.add_argument("tasks", nargs="*", metavar="TASK", help="the tasks to export (default: all)")
+    t.add_argument(
+        "-o", dest="output", metavar="DIR", help="write the units here (default: stdout)"
     )
     return p
 

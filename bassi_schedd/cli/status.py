@@ -103,6 +103,8 @@ def render(st: Status) -> str:
     if st.running and d is None:
         detail("(no daemon: the next one adopts these runs if alive, else records them lost)")
     line("queued", str(st.queued))
+    for task, reason in sorted(st.over_budget.items()):
+        detail(f"over budget: {task}: {reason}")
     if st.next_run is None:
         line("next run", "none scheduled")
     else:

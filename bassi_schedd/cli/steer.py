@@ -1,6 +1,7 @@
 """``trigger TASK``, ``pause TASK``, ``resume TASK``: steering a task from the command line.
 
-The work is in ``ops/steer.py`` (the dashboard calls the same functions); this prints it.
+The work is in ``ops/trigger.py`` and ``ops/steer.py`` (the dashboard calls the same
+functions); this prints it.
 """
 
 from __future__ import annotations
@@ -9,16 +10,13 @@ import argparse
 import sys
 
 from bassi_schedd.config.paths import Home
-from bassi_schedd.ops.steer import request_trigger, set_enabled
-
-
-def _warn(text: str) -> None:
-    print(f"bassi-schedd: warning: {text}", file=sys.stderr)
+from bassi_schedd.ops.steer import set_enabled
+from bassi_schedd.ops.trigger import request_trigger
 
 
 def trigger(home: Home, name: str) -> int:
-    """Ask the running daemon to start ``name`` now; say so once it took the request."""
-    pid = request_trigger(home, name, _warn)
+    """Queue a manual run for the running daemon and wait until it took it (ops/trigger.py)."""
+    pid = request_trigger(home, name, warn=lambda text: print(text, file=sys.stderr))
     print(f"triggered {name} (daemon pid {pid})")
     return 0
 
@@ -34,7 +32,7 @@ def enable(home: Home, name: str, enabled: bool) -> int:
     where = (
         f"daemon pid {r.daemon_pid} reloaded"
         if r.daemon_pid is not None
-        else ("no daemon is running")
+        else "no daemon is running"
     )
     print(f"{verb} {name} ({r.path}: {state}; {where})")
     if r.running:

@@ -74,13 +74,16 @@ def cmd_list(args: argparse.Namespace, home: Home) -> int:
             r["timezone"] or "-",
             r.get("_next", "-"),
             r["last_status"] or "-",
-            r["state"],
+            r["state"] + (", over budget" if r["over_budget"] else ""),
         )
         for r in rows
     ]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    for r in rows:
+        if r["over_budget"]:
+            print(f"{printable(r['name'])}: over budget: {r['over_budget']}", file=sys.stderr)
     bad = sum(1 for r in rows if r["state"] == "invalid")
     if bad:
         noun = "file is" if bad == 1 else "files are"

@@ -13,14 +13,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bassi_schedd.config.loader import TaskLoader
+from bassi_schedd.config.loader import LoadResult, TaskLoader
 from bassi_schedd.config.paths import Home
 from bassi_schedd.config.settings import load_config
 from bassi_schedd.config.taskfile import NAME_RE
 from bassi_schedd.core.errors import TaskFileError, printable
 from bassi_schedd.core.records import TaskSummary
 from bassi_schedd.core.schedule import next_times
-from bassi_schedd.core.spec import TaskSpec
+from bassi_schedd.core.spec import DaemonConfig, TaskSpec
+from bassi_schedd.store.spend import over_caps
 from bassi_schedd.store.state import QueryError, StateDBError, open_existing
 
 
@@ -35,19 +36,26 @@ def next_run(spec: TaskSpec, now: datetime) -> datetime | None:
     return times[0] if times else None
 
 
-def read_summaries(home: Home, warn: Callable[[str], None]) -> dict[str, TaskSummary]:
-    """Per-task state from the daemon's DB; empty when there is none (yet) or it is unreadable."""
+def read_state(
+    home: Home,
+    tasks: dict[str, TaskSpec],
+    config: DaemonConfig,
+    now: datetime,
+    warn: Callable[[str], None],
+) -> tuple[dict[str, TaskSummary], dict[str, str]]:
+    """Per-task state from the daemon's DB, and the tasks over a spend cap (SPEC 10); empty
+    when there is no DB (yet) or it is unreadable."""
     try:
         db = open_existing(home)
         if db is None:
-            return {}
+            return {}, {}
         try:
-            return dict(db.task_summaries())
+            return dict(db.task_summaries()), over_caps(db, tasks.values(), config, now)
         finally:
             db.close()
     except (StateDBError, QueryError, OSError) as e:
         warn(f"cannot read {home.state_db} ({e}); last status not shown")
-        return {}
+        return {}, {}
 
 
 class TaskLister:
@@ -62,8 +70,8 @@ class TaskLister:
         # are shared between calls: callers copy, never change them)
         self._made: dict[str, tuple[tuple[object, ...], dict[str, Any]]] = {}
 
-    def rows(self, summaries: dict[str, TaskSummary], now: datetime) -> list[dict[str, Any]]:
-        """One row per task file, sorted by name; keys starting with ``_`` are for display."""
+    def load(self) -> tuple[LoadResult, DaemonConfig]:
+        """Re-read the task files that changed; the folder's error if it is refused."""
         config = load_config(self.home)
         if self._loader is None:
             self._loader = TaskLoader(self.home, config)
@@ -72,6 +80,16 @@ class TaskLister:
         result = self._loader.load()
         if result.folder_error is not None:
             raise result.folder_error  # nothing in the folder is loaded: say why
+        return result, config
+
+    def rows(
+        self,
+        result: LoadResult,
+        summaries: dict[str, TaskSummary],
+        over: dict[str, str],
+        now: datetime,
+    ) -> list[dict[str, Any]]:
+        """One row per task file, sorted by name; keys starting with ``_`` are for display."""
         rows: list[dict[str, Any]] = []
         made: dict[str, tuple[tuple[object, ...], dict[str, Any]]] = {}
         for name in sorted(set(result.tasks) | set(result.errors)):
@@ -80,13 +98,14 @@ class TaskLister:
             source = spec if spec is not None else result.errors[name]
             enabled = spec is not None and spec.enabled and not (summary and summary.done)
             nxt = self._next_run(spec, now) if spec is not None and enabled else None
-            key = (source, summary, nxt)
+            key = (source, summary, nxt, over.get(name))
             old = self._made.get(name)
             if old is not None and old[0][0] is source and old[0][1:] == key[1:]:
                 made[name] = old
                 rows.append(old[1])
                 continue
             row = self._row(name, spec, result.errors.get(name), summary, nxt)
+            row["over_budget"] = over.get(name)
             made[name] = (key, row)
             rows.append(row)
         self._made = made
@@ -148,4 +167,8 @@ class TaskLister:
 
 def task_rows(home: Home, warn: Callable[[str], None]) -> list[dict[str, Any]]:
     """The ``list --json`` rows of ``home`` now (a one-off: the CLI)."""
-    return TaskLister(home).rows(read_summaries(home, warn), datetime.now(UTC))
+    lister = TaskLister(home)
+    result, config = lister.load()
+    now = datetime.now(UTC)
+    summaries, over = read_state(home, result.tasks, config, now, warn)
+    return lister.rows(result, summaries, over, now)

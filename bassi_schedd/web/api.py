@@ -11,12 +11,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bassi_schedd.core.errors import UserError
-from bassi_schedd.ops.steer import request_trigger, set_enabled
+from bassi_schedd.core.runstatus import RunStatus
+from bassi_schedd.ops.steer import set_enabled
+from bassi_schedd.ops.stop import request_stop
+from bassi_schedd.ops.trigger import request_trigger
 from bassi_schedd.web.errors import ApiError
 from bassi_schedd.web.reader import Reader
 
 MAX_LIMIT = 500
+WARNING = "bassi-schedd: warning: "
 MAX_OUTPUT_BYTES = 1 << 20
 
 
@@ -93,8 +96,11 @@ def trigger(request: Request) -> Response:
     name = request.path_params["name"]
     warnings: list[str] = []
     reader = _reader(request)
+    reader.check_task(name)  # 404 rather than a sentence about the file
     try:
-        pid = request_trigger(reader.home, name, warnings.append)
+        pid = request_trigger(
+            reader.home, name, lambda text: warnings.append(text.removeprefix(WARNING))
+        )
     finally:
         reader.invalidate()
     body: dict[str, Any] = {"requested": True, "task": name, "daemon_pid": pid}
@@ -105,6 +111,7 @@ def trigger(request: Request) -> Response:
 
 def _enable(request: Request, enabled: bool) -> Response:
     reader = _reader(request)
+    reader.check_task(request.path_params["name"])
     try:
         r = set_enabled(reader.home, request.path_params["name"], enabled)
     finally:
@@ -131,10 +138,21 @@ def resume(request: Request) -> Response:
 
 
 def stop(request: Request) -> Response:
-    """``POST /api/runs/RUN_ID/stop``."""
+    """``POST /api/runs/RUN_ID/stop``: 202 once the daemon is stopping the run (SIGTERM to its
+    tree, SIGKILL after the grace; it ends ``cancelled``), as ``stop RUN_ID`` does."""
+    reader = _reader(request)
     run_id = request.path_params["run_id"]
-    _reader(request).run(run_id)  # 404 first
-    raise UserError("stopping a run is not available in this version of bassi-schedd")
+    row = reader.run(run_id)  # 404 first
+    if row.status != RunStatus.RUNNING:
+        raise ApiError(409, f"run {run_id} is not running (it is {row.status})")
+    try:
+        result = request_stop(reader.home, run_id, wait_end=False)
+    finally:
+        reader.invalidate()
+    if not result.stopped_any:
+        raise ApiError(409, f"run {run_id} is not running any more")
+    body = {"stopping": sorted(result.ended), "daemon_pid": result.daemon_pid}
+    return JSONResponse(body, status_code=202)
 
 
 def healthz(request: Request) -> Response:

@@ -8,8 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from bassi_schedd.core.errors import TaskFileError, UserError, printable
-from bassi_schedd.ops.steer import NoSuchTaskError, NotRunningError, RefusedError
+from bassi_schedd.core.errors import UserError, printable
 
 log = logging.getLogger("bassi_schedd.web")
 
@@ -27,11 +26,11 @@ def status_of(exc: UserError) -> int:
     """The HTTP status for a user-facing error from the ops layer."""
     from bassi_schedd.web.reader import NotFoundError
 
-    if isinstance(exc, NoSuchTaskError | NotFoundError):
+    if isinstance(exc, NotFoundError):
         return 404
-    if isinstance(exc, NotRunningError | RefusedError | TaskFileError):
-        return 409
-    return 409  # any other sentence is about the state of things, not the request
+    # Any other sentence is about the state of things, not the request: no daemon, a task file
+    # that does not load or cannot be edited, a state DB that cannot be read.
+    return 409
 
 
 def error_response(status: int, sentence: str) -> Response:

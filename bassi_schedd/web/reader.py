@@ -25,10 +25,11 @@ from bassi_schedd.core.errors import TaskFileError, UserError
 from bassi_schedd.core.records import RunRow, TaskSummary
 from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.ops.status import STALE_TICK_S, gather
-from bassi_schedd.ops.steer import NoSuchTaskError, task_path
 from bassi_schedd.ops.tasklist import TaskLister, next_run
+from bassi_schedd.ops.trigger import task_path
 from bassi_schedd.store.lock import read_holder
 from bassi_schedd.store.readview import ReadView, TaskStats
+from bassi_schedd.store.spend import over_caps
 from bassi_schedd.store.state import QueryError, StateDBError
 
 STATS_DAYS = 30
@@ -116,9 +117,14 @@ class Reader:
             cached = self._rows
             if cached is not None and clock.monotonic() - cached[0] < TASKS_TTL_S:
                 return cached[1], cached[2]
+            result, config = self._lister.load()
+            summaries: dict[str, TaskSummary] = {}
+            over: dict[str, str] = {}
             with self.db() as db:
-                summaries: dict[str, TaskSummary] = db.task_summaries() if db is not None else {}
-            rows = self._lister.rows(summaries, now)
+                if db is not None:
+                    summaries = db.task_summaries()
+                    over = over_caps(db, result.tasks.values(), config, now)
+            rows = self._lister.rows(result, summaries, over, now)
             old, self._json = self._json, {}
             body = b"[" + b",".join(self._row_json(r, old) for r in rows) + b"]"
             self._rows = (clock.monotonic(), rows, body)
@@ -147,19 +153,19 @@ class Reader:
             self._stats = (clock.monotonic(), stats)
         return stats
 
-    def check_task(self, name: str) -> None:
-        """NotFoundError unless ``tasks/NAME.toml`` exists."""
+    def check_task(self, name: str) -> Path:
+        """``tasks/NAME.toml``; NotFoundError for a bad name or no file (the folder's own
+        problem stays a TaskFileError)."""
         try:
-            task_path(self.home, name)
-        except NoSuchTaskError as e:
+            return Path(task_path(self.home, name))
+        except TaskFileError:
+            raise
+        except UserError as e:
             raise NotFoundError(str(e)) from None
 
     def task(self, name: str, now: datetime) -> dict[str, Any]:
         """One task: its ``list`` row, the file with secrets masked, the next 5 times, stats."""
-        try:
-            path = task_path(self.home, name)
-        except NoSuchTaskError as e:
-            raise NotFoundError(str(e)) from None
+        path = self.check_task(name)
         row = next((r for r in self.tasks(now) if r["name"] == name), None)
         if row is None:
             raise NotFoundError(f"no task named '{name}'")
@@ -185,7 +191,7 @@ class Reader:
         from bassi_schedd.core.schedule import next_times
 
         try:
-            spec = load_task_file(task_path(self.home, name), load_config(self.home))
+            spec = load_task_file(self.check_task(name), load_config(self.home))
         except UserError:
             return []
         if not spec.enabled:

@@ -62,6 +62,7 @@ def test_agent_run_records_cost_tokens_and_result(
 def test_hung_agent_is_killed_by_timeout_and_keeps_its_partial_transcript(
     home: Home, write_task, daemon: Start, cli, tmp_path: Path
 ) -> None:
+    home.config_file.write_text('kill_grace = "2s"\n')  # it ignores SIGTERM: SIGKILL ends it
     agent_task(write_task, "stuck", install(tmp_path, "hang_ignore_term"), 'timeout = "4s"')
     d = daemon()
     d.wait_ready()

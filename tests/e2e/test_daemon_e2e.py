@@ -196,6 +196,7 @@ sleep 300
 def test_timeout_kills_the_whole_tree(
     home: Home, write_task, daemon: Start, cli, tmp_path: Path
 ) -> None:
+    home.config_file.write_text('kill_grace = "2s"\n')  # the 10 s default changes nothing here
     work = tmp_path / "work"
     work.mkdir()
     write_task(

@@ -11,6 +11,8 @@ from pathlib import Path
 import psutil
 from support import DaemonProc, datagram_receiver
 
+from bassi_schedd.config.paths import Home
+
 
 def test_the_daemon_speaks_the_protocol(short_tmp: Path, daemon: Callable[..., DaemonProc]) -> None:
     """What Type=notify and WatchdogSec= in the unit rely on: READY=1 once started, WATCHDOG=1
@@ -52,10 +54,15 @@ def test_watchdog_pings_come_at_half_a_short_period(
 
 
 def test_stopping_is_sent_as_shutdown_begins(
-    short_tmp: Path, daemon: Callable[..., DaemonProc], write_task: Callable[[str, str], Path], cli
+    short_tmp: Path,
+    home: Home,
+    daemon: Callable[..., DaemonProc],
+    write_task: Callable[[str, str], Path],
+    cli,
 ) -> None:
     """sd_notify(3): STOPPING=1 when shutdown starts - while a run that ignores SIGTERM is still
-    in its 10 s grace - not after the runs were killed."""
+    in its kill grace (6 s here) - not after the runs were killed."""
+    home.config_file.write_text('kill_grace = "6s"\n')
     pidfile = short_tmp / "run.pid"
     write_task(
         "stubborn",
@@ -80,7 +87,7 @@ def test_stopping_is_sent_as_shutdown_begins(
         d.signal(signal.SIGTERM)
         while sock.recv(4096) != b"STOPPING=1":
             pass
-        assert time.monotonic() - t0 < 8.0, "STOPPING=1 came only after the 10 s kill grace"
+        assert time.monotonic() - t0 < 5.0, "STOPPING=1 came only after the 6 s kill grace"
         try:
             alive = psutil.Process(run_pid).status() != psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:

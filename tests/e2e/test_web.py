@@ -192,7 +192,7 @@ def test_events_stream_reports_run_start_and_end(
     assert d.stop() == 0
 
 
-def test_trigger_without_a_daemon_is_409_and_stop_is_409_until_available(
+def test_trigger_without_a_daemon_is_409_and_unknown_runs_are_404(
     home: Home, write_task, web: Web
 ) -> None:
     write_task("quick", QUICK)
@@ -271,3 +271,32 @@ def test_damaged_state_db_bad_method_and_unsafe_token_are_one_sentence(
     out = w.output().strip()
     assert "readable by others" in out and f"chmod 600 {token}" in out
     assert "Traceback" not in out
+
+
+def test_stop_ends_a_running_run_cancelled(
+    home: Home, write_task, daemon: Start, web: Web, tmp_path: Path
+) -> None:
+    gate1, gate2 = tmp_path / "gate1", tmp_path / "gate2"
+    write_task("gated", GATED.format(gate1=gate1, gate2=gate2))
+    (home.root / "schedd.toml").write_text('kill_grace = "1s"\n')
+    d = daemon()
+    d.wait_ready()
+    w = web()
+    assert w.post("/api/tasks/gated/trigger").status == 202
+    row = wait_for(lambda: [r for r in runs(home, "gated") if r["status"] == "running"])[0]  # type: ignore[index]
+    run_id = str(row["run_id"])
+    conn = w.connection()
+    conn.request("GET", f"/api/runs/{run_id}/stream", headers=_auth(w))
+    sse = SSEReader(conn.getresponse())
+    assert sse.next_event()["data"] == "one"
+    cross = w.post(f"/api/runs/{run_id}/stop", headers={"Origin": "http://evil.example"})
+    assert cross.status == 403 and runs(home, "gated")[0]["status"] == "running"
+    r = w.post(f"/api/runs/{run_id}/stop")
+    assert r.status == 202 and r.json()["stopping"] == [run_id], r.text
+    end = sse.next_event()
+    assert end["event"] == "end" and json.loads(end["data"])["status"] == "cancelled"
+    conn.close()
+    assert runs(home, "gated")[0]["status"] == "cancelled"
+    again = w.post(f"/api/runs/{run_id}/stop")
+    assert again.status == 409 and "not running" in again.json()["error"]
+    assert d.stop() == 0

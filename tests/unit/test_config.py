@@ -28,6 +28,22 @@ def test_missing_file_gives_defaults(home: Home, monkeypatch: pytest.MonkeyPatch
     assert config.pass_env == DEFAULT_PASS_ENV
     assert (config.log_max_bytes, config.log_backups) == (10 * 1024 * 1024, 5)
     assert config.notify is None and config.healthcheck_url is None
+    # SPEC 5's 10 s between SIGTERM and SIGKILL; a notify program's 30 s
+    assert (config.kill_grace_s, config.notify_timeout_s) == (10.0, 30.0)
+
+
+def test_kill_grace_and_notify_timeout(home: Home) -> None:
+    write_config(home, 'kill_grace = "3s"\nnotify_timeout = "1m"\n')
+    config = load_config(home)
+    assert (config.kill_grace_s, config.notify_timeout_s) == (3.0, 60.0)
+    for bad, key in (
+        ('kill_grace = "0s"', "kill_grace"),
+        ('notify_timeout = "1h"', "notify_timeout"),
+    ):
+        write_config(home, bad + "\n")
+        with pytest.raises(TaskFileError) as e:
+            load_config(home)
+        assert key in str(e.value) and str(home.config_file) in str(e.value)
 
 
 def test_every_key(home: Home, monkeypatch: pytest.MonkeyPatch) -> None:

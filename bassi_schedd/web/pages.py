@@ -60,6 +60,12 @@ def _actions(name: str, state: str) -> str:
     return button("Run now", f"{base}/trigger", "run") + " " + toggle
 
 
+def _over_budget(reason: str | None) -> str:
+    if not reason:
+        return ""
+    return f' <span class="badge st-budget_exceeded" title="{esc(reason)}">over budget</span>'
+
+
 def _last_cell(name: str, status: object) -> str:
     # data-task lets the page's script update the cell when run events arrive
     return f'<span class="last" data-task="{esc(name)}">{status_badge(status)}</span>'
@@ -89,7 +95,7 @@ def index(request: Request) -> Response:
                 _last_cell(name, r["last_status"]),
                 esc(rate),
                 esc(money(s.cost_usd) if s is not None else "-"),
-                status_badge(r["state"]),
+                status_badge(r["state"]) + _over_budget(r.get("over_budget")),
                 _actions(name, r["state"]),
             ]
         )

@@ -66,6 +66,8 @@ done; echo backup done"]
         schedule = "0 9 * * MON"
         timezone = "UTC"
         prompt = "Summarise last week's sales"
+        [budget]
+        daily_usd = 0.01
         [agent]
         cli_path = "{install(tmp_path, "success")}"
         model = "claude-sonnet-4-5"
@@ -79,6 +81,15 @@ done; echo backup done"]
         timezone = "UTC"
         command = ["/bin/echo", "digest"]
         env = { IMAP_PASSWORD = "never-shown" }
+        """,
+    )
+    write_task(
+        "slow",
+        """
+        description = "Yearly archive"
+        schedule = "0 0 1 1 *"
+        timezone = "UTC"
+        command = ["/bin/sh", "-c", "echo started; exec sleep 600"]
         """,
     )
     d = daemon()
@@ -99,9 +110,12 @@ done; echo backup done"]
             page.goto(f"{w.url}?token={w.token}")
             assert page.url == w.url  # the login link set the cookie and went to /
             rows = page.locator("table.tasks tbody tr")
-            expect(rows).to_have_count(3)
+            expect(rows).to_have_count(4)
             expect(page.locator("table.tasks")).to_contain_text("Weekly sales report")
             expect(page.locator("header .daemon")).to_contain_text("daemon running")
+            # its one run cost $0.0123, over its daily cap of $0.01
+            report_row = page.locator("tr", has_text="weekly-report")
+            expect(report_row).to_contain_text("over budget")
             page.screenshot(path=str(screenshot_path(tmp_path, "dashboard-tasks.png")))
 
             # Run now -> the run appears under Live -> its page streams the output
@@ -115,6 +129,15 @@ done; echo backup done"]
             gate.touch()
             expect(output).to_contain_text("backup done", timeout=30_000)
             expect(page.locator("#run-status")).to_contain_text("success", timeout=30_000)
+
+            # Stop on a run's page: it ends cancelled
+            assert w.post("/api/tasks/slow/trigger").status == 202
+            slow = wait_for(lambda: [r for r in runs(home, "slow") if r["status"] == "running"])
+            page.goto(f"{w.url}runs/{slow[0]['run_id']}")  # type: ignore[index]
+            expect(page.locator("#output")).to_contain_text("started", timeout=30_000)
+            page.once("dialog", lambda dialog: dialog.accept())  # "Stop run ...?"
+            page.get_by_role("button", name="Stop").click()
+            expect(page.locator("#run-status")).to_contain_text("cancelled", timeout=30_000)
 
             # the transcript of the fake-CLI agent run, tool calls folded
             page.goto(f"{w.url}runs/{agent_run['run_id']}")

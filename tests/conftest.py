@@ -123,8 +123,8 @@ def web(home: Home, tmp_path: Path) -> Iterator[Callable[..., WebProc]]:
     still running at the end is stopped."""
     started: list[WebProc] = []
 
-    def _start(*args: str, wait: bool = True) -> WebProc:
-        w = start_web(home.root, tmp_path / f"web-{len(started)}.out", *args)
+    def _start(*args: str, wait: bool = True, env: dict[str, str] | None = None) -> WebProc:
+        w = start_web(home.root, tmp_path / f"web-{len(started)}.out", *args, env=env)
         started.append(w)
         if wait:
             w.wait_started()

@@ -300,3 +300,19 @@ def test_stop_ends_a_running_run_cancelled(
     again = w.post(f"/api/runs/{run_id}/stop")
     assert again.status == 409 and "not running" in again.json()["error"]
     assert d.stop() == 0
+
+
+def test_open_hands_the_login_link_to_the_browser(home: Home, web: Web, tmp_path: Path) -> None:
+    opened = tmp_path / "opened"
+    # Python's webbrowser runs $BROWSER with %s replaced by the URL
+    w = web("--open", env={"BROWSER": f"/bin/sh -c 'echo %s > {opened}'"})
+    wait_for(lambda: opened.exists() and opened.read_text().strip())
+    assert opened.read_text().strip() == f"{w.url}?token={w.token}"
+
+
+def test_allow_remote_listens_beyond_loopback_and_accepts_any_host(home: Home, web: Web) -> None:
+    w = web("--host", "0.0.0.0", "--allow-remote")
+    assert w.url.startswith("http://0.0.0.0:")
+    r = w.get("/api/tasks", headers={"Host": f"box.lan:{w.port}"})
+    assert r.status == 200
+    assert w.get("/api/tasks", auth=False, headers={"Host": f"box.lan:{w.port}"}).status == 401

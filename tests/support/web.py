@@ -17,7 +17,7 @@ from typing import Any
 
 from support import CLI, base_env
 
-START_LINE = re.compile(r"open (http://127\.0\.0\.1:(\d+)/)\?token=(\S+)")
+START_LINE = re.compile(r"open (http://[^/\s]+:(\d+)/)\?token=(\S+)")
 
 
 @dataclass
@@ -94,12 +94,12 @@ class WebProc:
         return self.proc.wait(timeout=30)
 
 
-def start_web(home: Path, out: Path, *args: str) -> WebProc:
+def start_web(home: Path, out: Path, *args: str, env: dict[str, str] | None = None) -> WebProc:
     """Start ``bassi-schedd web --port 0 ARGS`` on ``home``; the caller waits or reads its exit."""
     with out.open("wb") as f:
         proc = subprocess.Popen(
             [*CLI, "web", "--port", "0", *args],
-            env=base_env(home),
+            env={**base_env(home), **(env or {})},
             stdout=f,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -110,6 +110,8 @@ def test_daily_cap_refuses_the_third_run_and_lets_the_next_day_run(
     assert [s["run_id"] for s in skipped] == [refused["run_id"]]
     listed = json.loads(cli("list", "--json").stdout)
     assert "daily_usd" in listed[0]["over_budget"]
+    status = json.loads(cli("status", "--json").stdout)
+    assert [x["task"] for x in status["over_budget"]] == ["mail"]
 
     set_clock(clock, fake_day(3, "07:00"))  # the next day in the task's zone
     next_day = run_once(home, cli, "mail", 5)

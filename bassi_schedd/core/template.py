@@ -1,8 +1,8 @@
 """Prompt templating (SPEC 3): a fixed set of ``{name}`` variables, everything else verbatim.
 
 Only the documented names (:data:`VARIABLES`) are replaced, and only in the exact form
-``{name}`` (no spaces, no format spec). Any other brace text - JSON such as ``{"a": 1}``, code, ``{unknown}``,
-``{ date }`` - is left exactly as written, so prompts never need escaping.
+``{name}`` (no spaces, no format spec). Any other brace text - JSON such as ``{"a": 1}``,
+code, ``{unknown}``, ``{ date }`` - is left exactly as written, so prompts never need escaping.
 
 To write a literal ``{date}`` in a prompt, double the braces: ``{{date}}`` becomes ``{date}``.
 This applies to those names only; ``{{anything_else}}`` (e.g. a Jinja example) is kept as is.

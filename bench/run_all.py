@@ -29,7 +29,7 @@ from pathlib import Path
 from types import FrameType
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ["bench_load", "bench_schedule", "bench_executor", "bench_daemon"]
+SCRIPTS = ["bench_load", "bench_schedule", "bench_executor", "bench_daemon", "bench_budget"]
 MODE_SCRIPTS = {"bench_daemon", "bench_cron"}  # these take --quick / --full
 FIGURE = re.compile(r"^FIGURE name=(\S+) value=(\S+) unit=(\S+) target=(.*)$")
 SCHEDULE_LINES = [

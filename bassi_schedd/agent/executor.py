@@ -34,11 +34,12 @@ from typing import Any, cast
 
 import anyio
 
-from bassi_schedd.agent.options import build_options, load_run_dir
+from bassi_schedd.agent.options import build_options, load_run_dir, session_to_resume
 from bassi_schedd.agent.transcript import message_record
 from bassi_schedd.config.paths import FILE_MODE, write_private_file
 from bassi_schedd.core.errors import UsageError
-from bassi_schedd.core.outcome import EXIT_USAGE, Outcome, RunFacts, classify
+from bassi_schedd.core.outcome import EXIT_FAILED, EXIT_USAGE, Outcome, RunFacts, classify
+from bassi_schedd.runner.gate import gate_run_dir
 
 STDERR_TAIL_LINES = 20
 
@@ -57,6 +58,7 @@ class _Run:
     session_id: str | None = None
     result: Any = None  # ResultMessage
     final_text: str = ""  # the result text, else the agent's last words (API errors excluded)
+    started_session: bool = False  # the CLI said init: a resumed session was found
 
     def add(self, msg: Any) -> None:
         from claude_agent_sdk import (
@@ -70,6 +72,7 @@ class _Run:
         line = json.dumps(message_record(msg), default=str, ensure_ascii=False) + "\n"
         os.write(self.transcript_fd, line.encode())  # one write per line: never half a line
         if isinstance(msg, SystemMessage) and msg.subtype == "init":
+            self.started_session = True
             self.model = msg.data.get("model") or self.model
             self.session_id = msg.data.get("session_id") or self.session_id
         elif isinstance(msg, AssistantMessage) and msg.parent_tool_use_id is None:
@@ -139,6 +142,13 @@ def execute_run_dir(
     if not run_dir.is_dir():
         return _fail_early(None, f"run folder {run_dir} does not exist")
     started_at = datetime.now(UTC)
+    verdict = gate_run_dir(run_dir)  # SPEC 10: before anything is paid for
+    if verdict is not None and not verdict.go:
+        status = "skipped_condition" if verdict.verdict == "skip" else "failed"
+        outcome = Outcome(EXIT_FAILED, status, "gate", verdict.reason)
+        data = _result_json(outcome, _task_or_empty(run_dir), started_at)
+        write_private_file(run_dir / "result.json", json.dumps(data, indent=2) + "\n")
+        return outcome.exit_code, data
     try:
         task, prompt = load_run_dir(run_dir)
         fd = os.open(
@@ -146,21 +156,58 @@ def execute_run_dir(
         )
     except (UsageError, OSError) as e:
         return _fail_early(run_dir, str(e), started_at)
-    run = _Run(fd, on_message)
+    resume = session_to_resume(task)
+    resume_error: str | None = None
     try:
-        options = build_options(task, run.stderr_line)
-        run.model = options.model
-        _quiet_sdk_logging()
-        anyio.run(_drive, prompt, options, run, timeout_s)
+        run = _attempt(task, prompt, fd, on_message, timeout_s, resume)
+        if resume is not None and not run.started_session and _stopped_by(run) is None:
+            # The CLI could not resume (a session pruned or from another machine): say why
+            # and start afresh, rather than fail every run until someone edits the task.
+            tail = run.facts.stderr_tail  # the CLI says why in its last line
+            resume_error = tail[-1] if tail else classify(run.facts).error or "unknown error"
+            run.stderr_line(f"bassi-schedd: cannot resume session {resume}: {resume_error}")
+            run = _attempt(task, prompt, fd, on_message, timeout_s, None)
     except UsageError as e:
         return _fail_early(run_dir, str(e), started_at, task)
     finally:
         os.close(fd)
     outcome = classify(run.facts)
     data = _result_json(outcome, task, started_at, run)
+    data["resumed"] = resume is not None and resume_error is None and run.started_session
+    if resume_error is not None:
+        data["resume_error"] = resume_error
     write_private_file(run_dir / "result.md", run.final_text)
     write_private_file(run_dir / "result.json", json.dumps(data, indent=2) + "\n")
     return outcome.exit_code, data
+
+
+def _attempt(
+    task: Mapping[str, Any],
+    prompt: str,
+    fd: int,
+    on_message: OnMessage | None,
+    timeout_s: float | None,
+    resume: str | None,
+) -> _Run:
+    run = _Run(fd, on_message)
+    options = build_options(task, run.stderr_line, resume=resume)
+    run.model = options.model
+    _quiet_sdk_logging()
+    anyio.run(_drive, prompt, options, run, timeout_s)
+    return run
+
+
+def _stopped_by(run: _Run) -> int | float | None:
+    """A signal or the timeout that ended the attempt (then nothing is tried again)."""
+    return run.facts.signal if run.facts.signal is not None else run.facts.timed_out_s
+
+
+def _task_or_empty(run_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((run_dir / "task.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 async def _drive(prompt: str, options: Any, run: _Run, timeout_s: float | None) -> None:
@@ -241,6 +288,7 @@ def _result_json(
         "run_id": task.get("run_id"),
         "started_at": started_at.isoformat(),
         "ended_at": datetime.now(UTC).isoformat(),
+        "resumed": False,
     }
 
 

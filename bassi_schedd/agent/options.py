@@ -20,8 +20,11 @@ from bassi_schedd.core.errors import UsageError
 SETTING_SOURCES = ["user", "project", "local"]
 
 
-def build_options(task: Mapping[str, Any], stderr: Callable[[str], None]) -> Any:
-    """ClaudeAgentOptions from a task.json dict: ``[agent]`` options, cwd, preset prompt."""
+def build_options(
+    task: Mapping[str, Any], stderr: Callable[[str], None], resume: str | None = None
+) -> Any:
+    """ClaudeAgentOptions from a task.json dict: ``[agent]`` options, cwd, preset prompt, and
+    the session to ``resume`` (continue_session)."""
     from claude_agent_sdk import ClaudeAgentOptions
 
     agent = task.get("agent") or {}
@@ -40,6 +43,7 @@ def build_options(task: Mapping[str, Any], stderr: Callable[[str], None]) -> Any
         "max_turns": _opt(agent, "max_turns", int),
         "max_budget_usd": _opt(agent, "max_budget_usd", (int, float)),
         "permission_mode": _opt(agent, "permission_mode", str),
+        "resume": resume,
     }
     tools = agent.get("allowed_tools")
     if tools is not None:
@@ -95,3 +99,12 @@ def load_run_dir(run_dir: Path) -> tuple[dict[str, Any], str]:
     if not prompt.strip():
         raise UsageError(f"{run_dir / 'prompt.txt'} is empty")
     return task, prompt
+
+
+def session_to_resume(task: Mapping[str, Any]) -> str | None:
+    """The previous success's session id when the task continues its session, else None."""
+    agent = task.get("agent") or {}
+    if not isinstance(agent, Mapping) or agent.get("continue_session") is not True:
+        return None
+    sid = task.get("resume_session_id")
+    return sid if isinstance(sid, str) and sid else None

@@ -26,6 +26,7 @@ from bassi_schedd.config.paths import FILE_MODE, Home, write_private_file
 from bassi_schedd.core.errors import TaskFileError, UsageError, UserError
 from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.core.spec import TaskSpec
+from bassi_schedd.runner.gate import gate_outcome
 from bassi_schedd.runner.outputcap import trim_output
 from bassi_schedd.runner.process import EXIT_CODE_FILE, create_time
 
@@ -104,6 +105,7 @@ def execute_task(home: Home, ref: str) -> int:
     now = datetime.now(UTC)
     db = StateDB.open(home.state_db)
     try:
+        extras = _extras(db, config, task, now)
         last = db.last_finished_run(task.name)
         run_id = db.start_manual_run(
             task.name,
@@ -116,13 +118,13 @@ def execute_task(home: Home, ref: str) -> int:
         run_dir = home.run_dir(task.name, run_id)
         rc, result = 1, cast(dict[str, Any], {})
         try:
-            prepare_run_dir(home, task, run_id, now, now, last)
+            prepare_run_dir(home, task, run_id, now, now, last, extras)
             env = child_env(home, config, task, run_id, now, run_dir, os.environ)
             print(f"bassi-schedd: running {task.name} (run {run_id}, folder {run_dir})", flush=True)
             if task.is_agent:
                 rc, result = _agent_in_foreground(task, run_dir, env)
             else:
-                rc = _command_in_foreground(task, run_id, run_dir, env, config.kill_grace_s)
+                rc = _gated_command(task, run_id, run_dir, env, config.kill_grace_s)
         except KeyboardInterrupt:
             rc = 128 + signal.SIGINT
             raise
@@ -133,10 +135,11 @@ def execute_task(home: Home, ref: str) -> int:
                 write_private_file(run_dir / EXIT_CODE_FILE, f"{rc}\n")
             raw_usage = result.get("usage")
             usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+            status, rc_db, _ = gate_outcome(run_dir, _status(rc), rc)
             db.end_manual_run(
                 run_id,
-                _status(rc),
-                rc,
+                status,
+                rc_db,
                 datetime.now(UTC),
                 cost_usd=as_number(result.get("total_cost_usd")),
                 input_tokens=as_integer(usage.get("input_tokens")),
@@ -145,6 +148,34 @@ def execute_task(home: Home, ref: str) -> int:
     finally:
         db.close()
     return rc
+
+
+def _extras(db: Any, config: Any, task: TaskSpec, now: datetime) -> Any:
+    """SPEC 10 for a run by hand: the same caps, {last_result} and session as the daemon's."""
+    from bassi_schedd.runner.previous import RunExtras, last_result, session_id
+    from bassi_schedd.store.spend import check_budget
+
+    decision = check_budget(db, task, config, now)
+    if decision.exceeded is not None:
+        raise UserError(f"not started: {decision.exceeded}")
+    previous = db.last_success(task.name)
+    prev_dir = Path(previous.run_dir) if previous is not None and previous.run_dir else None
+    resume = session_id(prev_dir) if task.agent.continue_session else None
+    max_budget = decision.max_budget_usd if task.is_agent else None
+    return RunExtras(last_result(prev_dir, task.is_agent), max_budget, resume)
+
+
+def _gated_command(
+    task: TaskSpec, run_id: str, run_dir: Path, env: dict[str, str], grace_s: float
+) -> int:
+    """A command task by hand: its gate first (SPEC 10), then the command if the gate said go."""
+    from bassi_schedd.runner.gate import gate_run_dir
+
+    verdict = gate_run_dir(run_dir, env)
+    if verdict is not None and not verdict.go:
+        print(f"bassi-schedd: {verdict.reason}", file=sys.stderr, flush=True)
+        return 1
+    return _command_in_foreground(task, run_id, run_dir, env, grace_s)
 
 
 def _status(rc: int) -> RunStatus:

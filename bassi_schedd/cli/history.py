@@ -1,4 +1,4 @@
-"""``history [TASK] [-n N] [--json]``: past runs, newest first, and per-task figures.
+"""``history [TASK] [-n N] [--status S] [--json]``: past runs, newest first, and per-task figures.
 
 The per-task figures (success rate, mean duration) are computed over the runs shown, so they
 always agree with the table above them; ``-n`` widens the window.
@@ -75,11 +75,12 @@ def main(args: argparse.Namespace, home: Home) -> int:
         raise UsageError(f"-n must be between 1 and {MAX_N}, got {n}")
     if task is not None and not NAME_RE.match(task):
         raise UserError(f"'{task}' is not a task name")
+    status = _status(args.status)
     db = open_existing(home)
     rows: list[RunRow] = []
     if db is not None:
         try:
-            rows = db.recent_runs(task, n)
+            rows = db.recent_runs(task, n, status)
         finally:
             db.close()
     if task is not None and not rows and not (home.tasks_dir / f"{task}.toml").exists():
@@ -92,10 +93,21 @@ def main(args: argparse.Namespace, home: Home) -> int:
         print(json.dumps(doc, indent=2))
         return 0
     if not rows:
-        print(f"no runs of {task} yet" if task else "no runs yet")
+        what = f" {status}" if status is not None else ""
+        print(f"no{what} runs of {task} yet" if task else f"no{what} runs yet")
         return 0
     print(render(rows))
     return 0
+
+
+def _status(text: str | None) -> RunStatus | None:
+    if text is None:
+        return None
+    try:
+        return RunStatus(text)
+    except ValueError:
+        known = ", ".join(s.value for s in RunStatus)
+        raise UsageError(f"--status must be one of {known}; got {text!r}") from None
 
 
 def _when(dt: datetime | None) -> str:

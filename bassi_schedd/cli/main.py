@@ -29,6 +29,8 @@ COMMANDS = {
     "pause": "steer",
     "resume": "steer",
     "trigger": "steer",
+    "stop": "stop",
+    "cost": "cost",
     "execute": "execute",
     "history": "history",
     "logs": "logs",
@@ -91,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("trigger", help="ask the running daemon to start a task now")
     s.add_argument("task")
 
+    s = sub.add_parser("stop", help="stop a running run, or every running run of a task")
+    s.add_argument("target", metavar="RUN_ID|TASK")
+    s = sub.add_parser("cost", help="spend and tokens per task, day or month")
+    s.add_argument("task", nargs="?")
+    s.add_argument("--since", default="30d", metavar="DURATION", help="default 30d")
+    s.add_argument("--by", choices=["task", "day", "month"], default="task")
+    s.add_argument("--json", action="store_true")
+
     s = sub.add_parser("execute", help="run a task now in the foreground (or a prepared run dir)")
     s.add_argument("task", nargs="?")
     s.add_argument("--run-dir", metavar="DIR")
@@ -98,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("history", help="past runs, newest first")
     s.add_argument("task", nargs="?")
     s.add_argument("-n", type=int, default=20, metavar="N")
+    s.add_argument("--status", metavar="S", help="only runs with this status")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("logs", help="read the daemon log")

@@ -3,113 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import stat
 import sys
-import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from bassi_schedd.config.paths import Home
-from bassi_schedd.config.settings import load_config, system_timezone
-from bassi_schedd.config.taskfile import NAME_RE, load_task_file, tasks_dir_error
 from bassi_schedd.config.tomledit import TomlEditError, set_top_level_bool
 from bassi_schedd.config.tomlfile import read_checked_toml
-from bassi_schedd.core.errors import TaskFileError, UserError
-from bassi_schedd.core.spec import DaemonConfig
+from bassi_schedd.core.errors import UserError
+from bassi_schedd.ops.trigger import task_path
 from bassi_schedd.store.lock import read_holder
-
-if TYPE_CHECKING:
-    from bassi_schedd.store.state import StateDB
-
-# The daemon takes a request at once when woken; this long means it is stuck or stopping.
-TRIGGER_WAIT_S = 10.0
-
-
-def _task_path(home: Home, name: str) -> str:
-    if not NAME_RE.match(name):
-        raise UserError(
-            f"'{name}' is not a task name (lowercase letters, digits, '-' and '_', "
-            "starting with a letter or digit)"
-        )
-    path = home.tasks_dir / f"{name}.toml"
-    if not path.is_file():
-        raise UserError(f"no task named '{name}' (no file {path})")
-    folder_error = tasks_dir_error(home.tasks_dir)
-    if folder_error is not None:
-        raise folder_error
-    return str(path)
 
 
 def trigger(home: Home, name: str) -> int:
-    """Queue a manual run for the running daemon, wake it with SIGUSR1, wait until it took it.
+    """Queue a manual run for the running daemon and wait until it took it (ops/trigger.py)."""
+    from bassi_schedd.ops.trigger import request_trigger
 
-    The task file is validated first: the daemon cannot run a task it cannot load, so saying
-    "triggered" for one would be a lie (it logs ``trigger.refused`` if one reaches it anyway).
-    """
-    path = _task_path(home, name)
-    try:
-        config = load_config(home)
-    except TaskFileError as e:
-        # The running daemon keeps the settings it has (config.invalid); the task is checked
-        # against the defaults instead, and the user hears about the file.
-        print(f"bassi-schedd: warning: {e}; the daemon keeps the settings in use", file=sys.stderr)
-        config = DaemonConfig(timezone=system_timezone())
-    try:
-        load_task_file(Path(path), config)
-    except TaskFileError as e:
-        raise UserError(f"cannot trigger '{name}': {e}") from None
-    pid = read_holder(home)
-    if pid is None:
-        raise UserError(
-            f"no daemon is running for {home.root}; run the task in the foreground with "
-            f"'bassi-schedd execute {name}'"
-        )
-    from bassi_schedd.store.state import QueryError, open_existing
-
-    db = open_existing(home)
-    if db is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGUSR1)  # it checks its state DB when woken, and stops
-        raise UserError(
-            f"the state database {home.state_db} was deleted under the running daemon "
-            f"(pid {pid}), which stops now; start it again, then trigger '{name}'"
-        )
-    try:
-        try:
-            request_id = db.add_request(name, datetime.now(UTC))
-        except QueryError as e:
-            raise UserError(f"cannot queue the request in {home.state_db}: {e}") from None
-        try:
-            os.kill(pid, signal.SIGUSR1)
-        except ProcessLookupError:
-            raise UserError(f"the daemon (pid {pid}) exited before it could be woken") from None
-        _wait_taken(home, db, request_id, pid)
-    finally:
-        db.close()
+    pid = request_trigger(home, name, warn=lambda text: print(text, file=sys.stderr))
     print(f"triggered {name} (daemon pid {pid})")
     return 0
-
-
-def _wait_taken(home: Home, db: StateDB, request_id: int, pid: int) -> None:
-    """Return once the daemon took the request: "triggered" is never said of a request that
-    no daemon reads (a daemon stopping, or one whose state DB was deleted under it)."""
-    deadline = time.monotonic() + TRIGGER_WAIT_S
-    while db.request_pending(request_id):
-        if read_holder(home) != pid:
-            raise UserError(
-                f"the daemon (pid {pid}) stopped before it took the request (see "
-                "'bassi-schedd logs'); the next daemon to start runs it"
-            )
-        if time.monotonic() > deadline:
-            raise UserError(
-                f"the daemon (pid {pid}) has not taken the request within {TRIGGER_WAIT_S:.0f} s "
-                "(see 'bassi-schedd logs'); it runs the task when it does"
-            )
-        time.sleep(0.05)
 
 
 # -- pause / resume ------------------------------------------------------------------------------
@@ -117,7 +31,7 @@ def _wait_taken(home: Home, db: StateDB, request_id: int, pid: int) -> None:
 
 def set_enabled(home: Home, name: str, enabled: bool) -> int:
     """Flip ``enabled`` in the task file (every other byte kept) and tell the daemon."""
-    link = Path(_task_path(home, name))
+    link = Path(task_path(home, name))
     # Edit the file a symlink points to: replacing the link would cut it from its real home.
     path = Path(os.path.realpath(link))
     data, text, st = read_checked_toml(path)

@@ -44,16 +44,20 @@ def _next_run(spec: TaskSpec, now: datetime) -> datetime | None:
     return times[0] if times else None
 
 
-def _summaries(home: Home) -> dict[str, Any]:
-    """Per-task state from the daemon's DB; empty when there is none (yet) or it is unreadable."""
+def _summaries(
+    home: Home, tasks: dict[str, TaskSpec], config: DaemonConfig, now: datetime
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Per-task state from the daemon's DB, and the tasks over a spend cap (SPEC 10); empty
+    when there is no DB (yet) or it is unreadable."""
+    from bassi_schedd.store.spend import over_caps
     from bassi_schedd.store.state import QueryError, StateDBError, open_existing
 
     try:
         db = open_existing(home)
         if db is None:
-            return {}
+            return {}, over_caps(None, tasks.values(), config, now)  # a cap of 0 is spent
         try:
-            return dict(db.task_summaries())
+            return dict(db.task_summaries()), over_caps(db, tasks.values(), config, now)
         finally:
             db.close()
     except (StateDBError, QueryError, OSError) as e:
@@ -61,7 +65,7 @@ def _summaries(home: Home) -> dict[str, Any]:
             f"bassi-schedd: cannot read {home.state_db} ({e}); last status not shown",
             file=sys.stderr,
         )
-        return {}
+        return {}, {}
 
 
 # -- list ---------------------------------------------------------------------------------------
@@ -72,8 +76,8 @@ def _rows(home: Home) -> list[dict[str, Any]]:
     result = TaskLoader(home, config).load()
     if result.folder_error is not None:
         raise result.folder_error  # nothing in the folder is loaded: say why, exit 1
-    summaries = _summaries(home)
     now = datetime.now(UTC)
+    summaries, over = _summaries(home, result.tasks, config, now)
     rows: list[dict[str, Any]] = []
     for name in sorted(set(result.tasks) | set(result.errors)):
         summary = summaries.get(name)
@@ -90,6 +94,7 @@ def _rows(home: Home) -> list[dict[str, Any]]:
             "last_status": summary.last_status if summary is not None else None,
             "last_run_at": last_at.astimezone(UTC).isoformat() if last_at else None,
             "error": None,
+            "over_budget": over.get(name),
         }
         spec = result.tasks.get(name)
         if spec is None:
@@ -136,13 +141,16 @@ def cmd_list(args: argparse.Namespace, home: Home) -> int:
             r["timezone"] or "-",
             r.get("_next", "-"),
             r["last_status"] or "-",
-            r["state"],
+            r["state"] + (", over budget" if r["over_budget"] else ""),
         )
         for r in rows
     ]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    for r in rows:
+        if r["over_budget"]:
+            print(f"{printable(r['name'])}: over budget: {r['over_budget']}", file=sys.stderr)
     bad = sum(1 for r in rows if r["state"] == "invalid")
     if bad:
         noun = "file is" if bad == 1 else "files are"

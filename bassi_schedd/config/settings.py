@@ -10,6 +10,7 @@ from bassi_schedd.config.paths import Home
 from bassi_schedd.config.tomlfile import FieldError, file_error, read_checked_toml
 from bassi_schedd.config.validate import (
     check_argv,
+    check_budget,
     check_count,
     check_duration,
     check_env_names,
@@ -37,6 +38,7 @@ CONFIG_KEYS = (
     "healthcheck_url",
     "kill_grace",
     "notify_timeout",
+    "budget",
 )
 
 
@@ -112,6 +114,8 @@ def config_from_dict(data: dict[str, Any]) -> DaemonConfig:
         values["notify_timeout_s"] = check_duration(
             data["notify_timeout"], "notify_timeout", limits.NOTIFY_TIMEOUT
         )
+    if "budget" in data:
+        values["budget"] = check_budget(data["budget"], "budget")
     return DaemonConfig(**values)
 
 

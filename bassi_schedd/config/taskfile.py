@@ -15,6 +15,7 @@ from bassi_schedd.config.validate import (
     ENV_NAME,
     check_argv,
     check_bool,
+    check_budget,
     check_choice,
     check_count,
     check_duration,
@@ -57,6 +58,9 @@ TASK_KEYS = (
     "agent",
     "notify",
     "healthcheck_url",
+    "when",
+    "when_timeout",
+    "budget",
 )
 AGENT_KEYS = (
     "model",
@@ -66,6 +70,7 @@ AGENT_KEYS = (
     "permission_mode",
     "append_system_prompt",
     "cli_path",
+    "continue_session",
 )
 PERMISSION_MODES = ("default", "acceptEdits", "bypassPermissions", "plan", "dontAsk", "auto")
 
@@ -204,6 +209,8 @@ def _agent(value: object) -> AgentOptions:
     if "cli_path" in table:
         raw = check_str(table["cli_path"], "agent.cli_path", non_empty=True)
         opts["cli_path"] = os.path.expanduser(raw)
+    if "continue_session" in table:
+        opts["continue_session"] = check_bool(table["continue_session"], "agent.continue_session")
     return AgentOptions(**opts)
 
 
@@ -260,6 +267,19 @@ def task_from_dict(
         )
     if "agent" in data:
         values["agent"] = _agent(data["agent"])
+        if values["agent"].continue_session and "command" in data:
+            raise FieldError(
+                "agent.continue_session",
+                "applies to agent tasks only; a task with a command has no session to continue",
+            )
+    if "when" in data:
+        values["when"] = check_argv(data["when"], "when")
+    if "when_timeout" in data:
+        values["when_timeout_s"] = check_duration(
+            data["when_timeout"], "when_timeout", limits.WHEN_TIMEOUT
+        )
+    if "budget" in data:
+        values["budget"] = check_budget(data["budget"], "budget")
     if "notify" in data:
         values["notify"] = check_notify(data["notify"], "notify")
     if "healthcheck_url" in data:

@@ -17,12 +17,14 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bassi_schedd.config.tomlfile import FieldError
+from bassi_schedd.core import limits
 from bassi_schedd.core.durations import parse_duration_s
 from bassi_schedd.core.limits import Limit
-from bassi_schedd.core.spec import NotifyEvent, NotifySpec
+from bassi_schedd.core.spec import BudgetSpec, NotifyEvent, NotifySpec
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-NOTIFY_EVENTS = ("success", "failure", "timeout", "missed", "recovered")
+NOTIFY_EVENTS = ("success", "failure", "timeout", "missed", "recovered", "changed", "budget")
+BUDGET_KEYS = ("daily_usd", "monthly_usd")
 NOTIFY_KEYS = ("on", "command", "desktop")
 
 
@@ -258,3 +260,15 @@ def check_notify(value: object, key: str) -> NotifySpec:
     command = check_argv(table["command"], f"{key}.command") if "command" in table else None
     desktop = check_bool(table["desktop"], f"{key}.desktop") if "desktop" in table else False
     return NotifySpec(on=on, command=command, desktop=desktop)
+
+
+def check_budget(value: object, key: str) -> BudgetSpec:
+    """The ``[budget]`` table: ``daily_usd`` and ``monthly_usd``, each a number >= 0."""
+    table = check_table(value, key)
+    reject_unknown(table, BUDGET_KEYS, f"{key}.")
+    daily = monthly = None
+    if "daily_usd" in table:
+        daily = check_number(table["daily_usd"], f"{key}.daily_usd", limits.DAILY_USD)
+    if "monthly_usd" in table:
+        monthly = check_number(table["monthly_usd"], f"{key}.monthly_usd", limits.MONTHLY_USD)
+    return BudgetSpec(daily_usd=daily, monthly_usd=monthly)

@@ -76,6 +76,10 @@ JITTER = Limit("jitter", "task", "duration", 0, DAY_S)
 MAX_OUTPUT = Limit("max_output", "task", "size", KB, GB)
 MAX_TURNS = Limit("agent.max_turns", "task", "count", 1, 10_000)
 MAX_BUDGET_USD = Limit("agent.max_budget_usd", "task", "usd", 0, 1000, low_exclusive=True)
+WHEN_TIMEOUT = Limit("when_timeout", "task", "duration", 1, DAY_S)
+# 0 is allowed: a cap of nothing pauses a task's agent runs without editing `enabled`.
+DAILY_USD = Limit("budget.daily_usd", "task, schedd.toml", "usd", 0, 1_000_000)
+MONTHLY_USD = Limit("budget.monthly_usd", "task, schedd.toml", "usd", 0, 1_000_000)
 
 # -- schedd.toml --------------------------------------------------------------------------------
 MAX_CONCURRENT = Limit("max_concurrent", "schedd.toml", "count", 1, 1000)
@@ -88,6 +92,7 @@ NOTIFY_TIMEOUT = Limit("notify_timeout", "schedd.toml", "duration", 1, 600)
 
 # -- command line -------------------------------------------------------------------------------
 LOGS_SINCE = Limit("--since", "logs", "duration", 0, 36500 * DAY_S)
+COST_SINCE = Limit("--since", "cost", "duration", 0, 36500 * DAY_S)
 
 ALL = (
     TIMEOUT,
@@ -98,6 +103,9 @@ ALL = (
     MAX_OUTPUT,
     MAX_TURNS,
     MAX_BUDGET_USD,
+    WHEN_TIMEOUT,
+    DAILY_USD,
+    MONTHLY_USD,
     MAX_CONCURRENT,
     LOG_MAX_BYTES,
     LOG_BACKUPS,
@@ -106,6 +114,7 @@ ALL = (
     KILL_GRACE,
     NOTIFY_TIMEOUT,
     LOGS_SINCE,
+    COST_SINCE,
 )
 
 # Defaults that are not bounds but belong with them.

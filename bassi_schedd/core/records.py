@@ -87,6 +87,8 @@ class RunRow:
     # Set while the daemon stops the run (what it will be recorded as), so a daemon that dies
     # before the run is gone lets the next one finish the stop instead of recording it lost.
     stop_reason: RunStatus | None = None
+    # sha256 of a success's result.md (agent) or output.log (command): notify on "changed"
+    result_sha256: str | None = None
 
     def public(self) -> dict[str, Any]:
         """The documented history fields, JSON-ready."""

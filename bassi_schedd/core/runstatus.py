@@ -19,6 +19,10 @@ class RunStatus(StrEnum):
     SKIPPED_OVERLAP = "skipped_overlap"
     MISSED = "missed"
     COALESCED = "coalesced"
+    # SPEC 10: the gate (`when`) said there is nothing to do; no agent or command started
+    SKIPPED_CONDITION = "skipped_condition"
+    BUDGET_EXCEEDED = "budget_exceeded"  # a daily/monthly cap was spent; nothing started
+    CANCELLED = "cancelled"  # stopped by `bassi-schedd stop`
 
 
 # Runs that started and ended, whatever the outcome (what {last_run_*} describes).
@@ -29,4 +33,5 @@ FINISHED = (
     RunStatus.REPLACED,
     RunStatus.INTERRUPTED,
     RunStatus.LOST,
+    RunStatus.CANCELLED,
 )

@@ -15,7 +15,7 @@ from bassi_schedd.core.schedule import Schedule
 
 OnMissed = Literal["skip", "latest", "all"]
 Overlap = Literal["skip", "queue", "replace", "allow"]
-NotifyEvent = Literal["success", "failure", "timeout", "missed", "recovered"]
+NotifyEvent = Literal["success", "failure", "timeout", "missed", "recovered", "changed", "budget"]
 
 DEFAULT_PASS_ENV = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL")
 
@@ -31,6 +31,19 @@ class AgentOptions:
     permission_mode: str | None = None
     append_system_prompt: str | None = None
     cli_path: str | None = None
+    continue_session: bool = False  # resume the session of the task's last successful run
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    """The ``[budget]`` table (SPEC 10): spend caps per calendar day and month, in USD."""
+
+    daily_usd: float | None = None
+    monthly_usd: float | None = None
+
+    @property
+    def any(self) -> bool:
+        return self.daily_usd is not None or self.monthly_usd is not None
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,9 @@ class TaskSpec:
     agent: AgentOptions = field(default_factory=AgentOptions)
     notify: NotifySpec | None = None
     healthcheck_url: str | None = None
+    when: tuple[str, ...] | None = None  # the gate (SPEC 10): argv run before every run
+    when_timeout_s: float = 60.0
+    budget: BudgetSpec = field(default_factory=BudgetSpec)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -106,3 +122,4 @@ class DaemonConfig:
     notify_timeout_s: float = 30.0  # a notify program is killed after this
     notify: NotifySpec | None = None
     healthcheck_url: str | None = None
+    budget: BudgetSpec = field(default_factory=BudgetSpec)  # over all tasks together

@@ -23,9 +23,11 @@ from bassi_schedd.core.limits import DEFAULT_MAX_OUTPUT_BYTES
 from bassi_schedd.core.records import as_integer, as_number, iso_utc, new_run_id
 from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.core.spec import TaskSpec
+from bassi_schedd.daemon.agentctl import changed_hash
 from bassi_schedd.daemon.clock import SYSTEM_CLOCK, Clock
 from bassi_schedd.daemon.guard import Troubles
 from bassi_schedd.notify.notifier import Notifier
+from bassi_schedd.runner.gate import gate_outcome
 from bassi_schedd.runner.kill import KILL_GRACE_S
 from bassi_schedd.runner.outputcap import trim_output
 from bassi_schedd.runner.process import (
@@ -217,6 +219,7 @@ class RunWatcher:
             status = RunStatus.SUCCESS
         else:
             status = RunStatus.FAILED
+        status, rc, reason = gate_outcome(a.run_dir, status, rc)  # SPEC 10: what `when` said
         leftovers = running_pids([*run_processes(a.pid, a.run_id), *a.live_orphans()])
         if leftovers and all(s[1] != a.run_id for s in self.sweeps):  # _on_end may run again
             # Like systemd's control-group kill: nothing of a finished run keeps running. The
@@ -226,7 +229,7 @@ class RunWatcher:
             self._sweep_orphans(a.orphans, mono)
             _note_leftovers(a.run_dir, len(leftovers))
             log.warning("run.leftovers", task=a.task, run_id=a.run_id, processes=len(leftovers))
-        self.conclude_run(a.run_id, status, rc)
+        self.conclude_run(a.run_id, status, rc, reason=reason)
 
     def _sweep(self, mono: float) -> None:
         keep = []
@@ -258,6 +261,7 @@ class RunWatcher:
         if spec is not None and status in (RunStatus.FAILED, RunStatus.TIMEOUT):
             retry_at = policy.next_retry(spec, status, rc, run.attempt, ended)
         previous_ok = self.db.last_ok(run.task) if self.notifier else None
+        sha, changed = changed_hash(self.db, spec, run, status)  # SPEC 10: notify on "changed"
         with self.db.tx() as tx:
             tx.record_end(
                 run,
@@ -268,6 +272,7 @@ class RunWatcher:
                 cost_usd=as_number(result.get("total_cost_usd")),
                 input_tokens=as_integer(_usage(result, "input_tokens")),
                 output_tokens=as_integer(_usage(result, "output_tokens")),
+                result_sha256=sha,
             )
             if retry_at is not None:
                 retry = NewRun(
@@ -281,6 +286,16 @@ class RunWatcher:
                 )
                 tx.insert_runs([retry], ended)
         duration_s = round((ended - run.started_at).total_seconds(), 3) if run.started_at else None
+        if status == RunStatus.SKIPPED_CONDITION:
+            log.info(
+                "run.skipped",
+                task=run.task,
+                run_id=run_id,
+                trigger=run.trigger,
+                scheduled_for=iso_utc(run.scheduled_for),
+                status=status,
+                reason=reason,
+            )
         log.log(
             logging.INFO if status in (RunStatus.SUCCESS, RunStatus.REPLACED) else logging.WARNING,
             "run.end",
@@ -298,7 +313,7 @@ class RunWatcher:
             try:  # the end is on record: nothing after this may make it be recorded twice
                 ended_row = self.db.get_run(run_id)
                 if ended_row is not None:
-                    self.notifier.run_ended(spec, ended_row, previous_ok)
+                    self.notifier.run_ended(spec, ended_row, previous_ok, changed=changed)
             except Exception as e:
                 self.troubles.failed(e, "notify", task=run.task, run_id=run_id)
         if retry_at is not None:

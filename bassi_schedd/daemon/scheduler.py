@@ -23,6 +23,7 @@ from bassi_schedd.core.records import iso_utc, to_db
 from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.core.schedule import scheduled_times
 from bassi_schedd.core.spec import DaemonConfig, TaskSpec
+from bassi_schedd.daemon.agentctl import controls_for_start, serve_stop_requests
 from bassi_schedd.daemon.clock import SYSTEM_CLOCK, Clock
 from bassi_schedd.daemon.guard import Troubles
 from bassi_schedd.daemon.runwatch import RunWatcher
@@ -110,6 +111,7 @@ class Scheduler:
         whose planning raises is logged (``daemon.error``) and left out of this tick: its
         ``last_checked`` stays, so the next tick plans the same times again.
         """
+        serve_stop_requests(self)  # SPEC 10 `stop` (agentctl.py)
         checked = self.db.last_checked()
         summaries = self.db.task_summaries()
         first_tick = self.prev_tick is None
@@ -263,9 +265,12 @@ class Scheduler:
         fields = {"task": row.task, "run_id": row.run_id, "scheduled_for": iso_utc(scheduled)}
         fields["trigger"] = row.trigger
         started = self.clock.wall()
+        extras = controls_for_start(self, row, spec, now)  # SPEC 10: caps, previous success
+        if extras is None:
+            return  # a spent cap: recorded budget_exceeded
         try:
             last = self.db.last_finished_run(row.task)
-            run_dir = prepare_run_dir(self.home, spec, row.run_id, scheduled, now, last)
+            run_dir = prepare_run_dir(self.home, spec, row.run_id, scheduled, now, last, extras)
         except OSError as e:
             run_dir = self.home.run_dir(row.task, row.run_id)
             if is_disk_full(e):

@@ -82,7 +82,20 @@ def kubernetes_notes(task: TaskSpec, config: DaemonConfig) -> list[Note]:
         out.append(("cwd", f"{task.cwd} must exist in the image, or the task will not load there"))
     if task.agent.cli_path is not None:
         out.append(("agent.cli_path", f"{task.agent.cli_path} must exist in the image"))
+    out += _history_keys(task, config)
     return [Note(task.name, key, text) for key, text in out]
+
+
+def _history_keys(task: TaskSpec, config: DaemonConfig) -> list[tuple[str, str]]:
+    """SPEC 10 keys that read the task's history, which a pod's empty volume does not have."""
+    out = []
+    if task.is_agent and (task.budget.any or config.budget.any):
+        out.append(("budget", "caps count the runs in one history; each pod starts an empty one"))
+    if task.agent.continue_session:
+        out.append(("agent.continue_session", "a pod has no earlier session to resume"))
+    if task.prompt is not None and "{last_result}" in task.prompt:
+        out.append(("prompt", "{last_result} is empty: a pod has no earlier result"))
+    return out
 
 
 def systemd_notes(task: TaskSpec, config: DaemonConfig) -> list[Note]:

@@ -40,4 +40,5 @@ EVENTS = (
     "config.invalid",
     "run.not_started",
     "run.requeued",
+    "run.stop",
 )

@@ -124,8 +124,11 @@ class Notifier:
         if url is not None:
             self._submit(_Job("healthcheck", task, run, "start", ping_url(url, "start")))
 
-    def run_ended(self, task: TaskSpec, run: RunRow, previous_ok: bool | None) -> None:
-        """A run finished (``run`` is its final row); ``previous_ok`` is last_ok before it."""
+    def run_ended(
+        self, task: TaskSpec, run: RunRow, previous_ok: bool | None, *, changed: bool = False
+    ) -> None:
+        """A run finished (``run`` is its final row); ``previous_ok`` is last_ok before it;
+        ``changed``: a success whose result differs from the previous success's."""
         url = effective_healthcheck_url(task, self.config)
         suffix = healthcheck_suffix(run.status, run.exit_code)
         if url is not None and suffix is not None:
@@ -133,9 +136,15 @@ class Notifier:
             self._submit(_Job("healthcheck", task, run, kind, ping_url(url, suffix)))
         spec = effective_notify(task, self.config)
         if spec is not None:
-            event = end_event(run.status, previous_ok, spec.on)
+            event = end_event(run.status, previous_ok, spec.on, changed=changed)
             if event is not None:
                 self._notify(spec, task, run, event)
+
+    def budget_exceeded(self, task: TaskSpec, run: RunRow) -> None:
+        """A run was not started because a spend cap is spent (SPEC 10)."""
+        spec = effective_notify(task, self.config)
+        if spec is not None and "budget" in spec.on:
+            self._notify(spec, task, run, "budget")
 
     def time_missed(self, task: TaskSpec, run: RunRow) -> None:
         """A scheduled time was recorded as ``missed``."""

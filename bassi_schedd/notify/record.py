@@ -27,6 +27,8 @@ _LABELS = {
     "timeout": "timed out",
     "missed": "missed a scheduled time",
     "recovered": "recovered",
+    "changed": "has a new result",
+    "budget": "is over its budget",
 }
 
 
@@ -41,15 +43,20 @@ def effective_healthcheck_url(task: TaskSpec, config: DaemonConfig) -> str | Non
     return url or None
 
 
-def end_event(status: RunStatus, previous_ok: bool | None, on: Iterable[str]) -> str | None:
+def end_event(
+    status: RunStatus, previous_ok: bool | None, on: Iterable[str], *, changed: bool = False
+) -> str | None:
     """The one notify event a finished run raises, given the events the user asked for.
 
-    A success right after a failure is ``recovered`` (preferred over ``success`` when both are
-    asked for: one notification per run).
+    A success right after a failure is ``recovered``; a success whose result differs from the
+    previous success's is ``changed``; preferred in that order over ``success`` when several are
+    asked for: one notification per run.
     """
     wanted = set(on)
+    ok = ["recovered"] if previous_ok is False else []
+    ok += ["changed"] if changed else []
     candidates = {
-        RunStatus.SUCCESS: ["recovered", "success"] if previous_ok is False else ["success"],
+        RunStatus.SUCCESS: [*ok, "success"],
         RunStatus.FAILED: ["failure"],
         RunStatus.TIMEOUT: ["timeout"],
     }.get(status, [])
@@ -91,6 +98,8 @@ def run_record(task: TaskSpec, run: RunRow, event: str, missed_count: int = 1) -
     }
     if event == "missed":
         record["missed_count"] = missed_count
+    if event == "budget":
+        record["reason"] = run.detail  # which cap is spent
     return record
 
 

@@ -18,6 +18,7 @@ from bassi_schedd.config.paths import Home
 from bassi_schedd.core.errors import UserError
 from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.core.schedule import next_times
+from bassi_schedd.core.spec import DaemonConfig, TaskSpec
 from bassi_schedd.store.lock import read_holder
 from bassi_schedd.store.state import QueryError, RunRow, TaskSummary, from_db, open_existing, to_db
 
@@ -65,6 +66,7 @@ class Status:
     queued: int = 0
     next_run: tuple[str, datetime] | None = None
     has_state: bool = False
+    over_budget: dict[str, str] = field(default_factory=dict)  # task -> which cap is spent
 
     @property
     def last_tick_age_s(self) -> float | None:
@@ -118,6 +120,7 @@ class Status:
                 for r in self.running
             ],
             "queued": self.queued,
+            "over_budget": [{"task": k, "reason": v} for k, v in sorted(self.over_budget.items())],
             "next_run": (
                 None
                 if self.next_run is None
@@ -174,7 +177,6 @@ def _gather_tasks(home: Home, st: Status, summaries: dict[str, TaskSummary]) -> 
     from bassi_schedd.config.loader import TaskLoader
     from bassi_schedd.config.settings import load_config, system_timezone
     from bassi_schedd.core.errors import TaskFileError
-    from bassi_schedd.core.spec import DaemonConfig
 
     try:
         config = load_config(home)
@@ -182,6 +184,7 @@ def _gather_tasks(home: Home, st: Status, summaries: dict[str, TaskSummary]) -> 
         st.config_error = str(e)
         config = DaemonConfig(timezone=system_timezone())
     result = TaskLoader(home, config).load()
+    st.over_budget = _over_budget(home, result.tasks, config, st.now)
     st.loaded = len(result.tasks)
     st.invalid = {name: str(err) for name, err in result.errors.items()}
     best: tuple[datetime, str] | None = None
@@ -201,6 +204,22 @@ def _gather_tasks(home: Home, st: Status, summaries: dict[str, TaskSummary]) -> 
             best = (times[0], name)
     if best is not None:
         st.next_run = (best[1], best[0])
+
+
+def _over_budget(
+    home: Home, tasks: dict[str, TaskSpec], config: DaemonConfig, now: datetime
+) -> dict[str, str]:
+    from bassi_schedd.store.spend import over_caps
+
+    db = open_existing(home)
+    if db is None:
+        return over_caps(None, tasks.values(), config, now)  # a cap of 0 is spent already
+    try:
+        return over_caps(db, tasks.values(), config, now)
+    except QueryError:
+        return {}  # the rest of the report matters more than this line
+    finally:
+        db.close()
 
 
 def daemon_info(pid: int, meta: dict[str, str | None]) -> DaemonInfo:

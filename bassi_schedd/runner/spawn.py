@@ -48,6 +48,8 @@ class ChildSpec:
     exit_code_file: Path | None = None  # run behind the exit-code wrapper (module notes)
     name: str = "bassi-run"  # the wrapper's $0: how ps shows it, how its errors start
     subreaper: bool = False  # module notes
+    # Appended to (created 0600) with stderr alone, when stdout must stay apart (the gate's).
+    stderr_file: Path | None = None
 
 
 def start_child(spec: ChildSpec) -> subprocess.Popen[bytes]:
@@ -61,14 +63,17 @@ def start_child(spec: ChildSpec) -> subprocess.Popen[bytes]:
         exit_file = str(spec.exit_code_file.absolute())  # the child's cwd is not ours
         argv = ["/bin/sh", "-c", _EXIT_CODE_WRAPPER, spec.name, exit_file, *argv]
     out_fd: int | None = None
+    err_fd: int | None = None
     if spec.output is not None:
         out_fd = os.open(spec.output, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+    if spec.stderr_file is not None:
+        err_fd = os.open(spec.stderr_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
     try:
         return subprocess.Popen(
             argv,
             stdin=subprocess.PIPE if spec.stdin_pipe else subprocess.DEVNULL,
             stdout=subprocess.PIPE if out_fd is None else out_fd,
-            stderr=subprocess.STDOUT,
+            stderr=subprocess.STDOUT if err_fd is None else err_fd,
             cwd=spec.cwd,
             env=dict(spec.env),
             start_new_session=True,
@@ -77,8 +82,9 @@ def start_child(spec: ChildSpec) -> subprocess.Popen[bytes]:
             preexec_fn=_subreaper_preexec if spec.subreaper else None,
         )
     finally:
-        if out_fd is not None:
-            os.close(out_fd)
+        for fd in (out_fd, err_fd):
+            if fd is not None:
+                os.close(fd)
 
 
 def read_exit_status(path: Path) -> int | None:

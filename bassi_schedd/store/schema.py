@@ -19,7 +19,7 @@ from bassi_schedd.config.paths import FILE_MODE, make_private_dir
 from bassi_schedd.core.errors import UserError
 from bassi_schedd.core.records import NewRun, reroll_run_id, to_db
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA_V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -83,7 +83,37 @@ UPDATE runs SET stop_reason = substr(detail, 11), detail = NULL
     WHERE substr(detail, 1, 10) = 'stopping: '
 """
 
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3}
+# v4 (SPEC 10, agent controls): the sha256 of a success's result (notify on = ["changed"]);
+# `stop` requests; and the spend the budget check reads, kept per task (and for all tasks under
+# task '') in 15-minute UTC slots and UTC days by start time (core/budget.py says why), filled
+# here from the history and then by every run's end (Tx.record_end).
+_SLOT = (
+    "strftime('%Y-%m-%dT%H:', started_at) || "
+    "printf('%02d', CAST(strftime('%M', started_at) AS INTEGER) / 15 * 15) || ':00+00:00'"
+)
+_DAY = "strftime('%Y-%m-%dT00:00:00+00:00', started_at)"
+_COSTED = "FROM runs WHERE cost_usd IS NOT NULL AND started_at IS NOT NULL"
+_SCHEMA_V4 = f"""
+ALTER TABLE runs ADD COLUMN result_sha256 TEXT;
+CREATE TABLE stop_requests (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    target TEXT NOT NULL,
+    requested_at TEXT NOT NULL,
+    stopped TEXT
+);
+CREATE TABLE spend_slots (
+    task TEXT NOT NULL, slot TEXT NOT NULL, cost_usd REAL NOT NULL, PRIMARY KEY (task, slot)
+) WITHOUT ROWID;
+CREATE TABLE spend_days (
+    task TEXT NOT NULL, day TEXT NOT NULL, cost_usd REAL NOT NULL, PRIMARY KEY (task, day)
+) WITHOUT ROWID;
+INSERT INTO spend_slots SELECT task, {_SLOT}, SUM(cost_usd) {_COSTED} GROUP BY 1, 2;
+INSERT INTO spend_slots SELECT '', {_SLOT}, SUM(cost_usd) {_COSTED} GROUP BY 1, 2;
+INSERT INTO spend_days SELECT task, {_DAY}, SUM(cost_usd) {_COSTED} GROUP BY 1, 2;
+INSERT INTO spend_days SELECT '', {_DAY}, SUM(cost_usd) {_COSTED} GROUP BY 1, 2
+"""
+
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V1, 2: _SCHEMA_V2, 3: _SCHEMA_V3, 4: _SCHEMA_V4}
 
 ID_TRIES = 20  # fresh random parts tried before a taken run id is an error
 # The conflict target names the partial index, so only "this time already has its live row" is

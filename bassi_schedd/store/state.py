@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from bassi_schedd.config.paths import Home
+from bassi_schedd.core.budget import Periods, Spent, spans
 from bassi_schedd.core.records import (
     NewRun,
     RunRow,
@@ -172,15 +173,72 @@ class StateDB:
         q = f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY seq"  # noqa: S608
         return [row_to_run(r) for r in self._conn.execute(q, statuses)]
 
-    def recent_runs(self, task: str | None = None, limit: int = 20) -> list[RunRow]:
-        """History, newest first."""
-        if task is None:
-            rows = self._conn.execute("SELECT * FROM runs ORDER BY seq DESC LIMIT ?", (limit,))
-        else:
-            rows = self._conn.execute(
-                "SELECT * FROM runs WHERE task = ? ORDER BY seq DESC LIMIT ?", (task, limit)
-            )
+    def recent_runs(
+        self, task: str | None = None, limit: int = 20, status: RunStatus | None = None
+    ) -> list[RunRow]:
+        """History, newest first (of one task, in one status, when given)."""
+        where, params = [], list[object]()
+        if task is not None:
+            where.append("task = ?")
+            params.append(task)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        cond = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = self._conn.execute(
+            f"SELECT * FROM runs {cond}ORDER BY seq DESC LIMIT ?",  # noqa: S608
+            (*params, limit),
+        )
         return [row_to_run(r) for r in rows]
+
+    def last_success(self, task: str) -> RunRow | None:
+        """The newest ``success`` run of ``task`` ({last_result}, continue_session, changed)."""
+        row = self._conn.execute(
+            "SELECT * FROM runs WHERE task = ? AND status = 'success' ORDER BY seq DESC LIMIT 1",
+            (task,),
+        ).fetchone()
+        return None if row is None else row_to_run(row)
+
+    def spend(self, task: str, p: Periods, now: datetime) -> Spent:
+        """USD spent by runs that started in the task's day and month and in everyone's day and
+        month: one statement reading only the spend slots and days of those periods (schema v4;
+        at most a few hundred rows, whatever the history's length)."""
+        q_slots = (
+            "(SELECT TOTAL(cost_usd) FROM spend_slots WHERE task = ? AND slot >= ? AND slot < ?)"
+        )
+        q_tail = "(SELECT TOTAL(cost_usd) FROM spend_slots WHERE task = ? AND slot >= ?)"
+        q_days = "(SELECT TOTAL(cost_usd) FROM spend_days WHERE task = ? AND day >= ? AND day < ?)"
+        one = f"{q_slots} + {q_days} + {q_tail}"
+        params: list[object] = []
+        for who, start in (
+            (task, p.task_day),
+            (task, p.task_month),
+            ("", p.all_day),
+            ("", p.all_month),
+        ):
+            a, b, c = (to_db(t) for t in spans(start, now))
+            params += [who, a, b, who, b, c, who, c]
+        row = self._conn.execute(f"SELECT {one}, {one}, {one}, {one}", params).fetchone()
+        return Spent(*(round(float(v), 9) for v in row))
+
+    def cost_rows(
+        self, task: str | None, since: datetime | None
+    ) -> list[tuple[str, datetime, float | None, int | None, int | None]]:
+        """(task, started_at, cost_usd, input_tokens, output_tokens) of runs that started since
+        ``since`` (of one task when given), oldest first: what ``cost`` sums up."""
+        where, params = ["started_at IS NOT NULL"], list[object]()
+        if task is not None:
+            where.append("task = ?")
+            params.append(task)
+        if since is not None:
+            where.append("started_at >= ?")
+            params.append(to_db(since))
+        rows = self._conn.execute(
+            "SELECT task, started_at, cost_usd, input_tokens, output_tokens FROM runs "  # noqa: S608
+            f"WHERE {' AND '.join(where)} ORDER BY started_at",
+            params,
+        ).fetchall()
+        return [(r[0], datetime.fromisoformat(r[1]), r[2], r[3], r[4]) for r in rows]
 
     def last_finished_run(self, task: str) -> RunRow | None:
         """The newest run of ``task`` that started and ended (for {last_run_*} variables)."""
@@ -256,3 +314,23 @@ class StateDB:
         """True while the daemon has not taken the request yet."""
         row = self._conn.execute("SELECT 1 FROM requests WHERE id = ?", (request_id,)).fetchone()
         return row is not None
+
+    # -- stop requests ------------------------------------------------------------------------
+
+    def add_stop_request(self, target: str, now: datetime) -> int:
+        """Queue a ``stop RUN_ID|TASK`` request for the daemon in its own transaction; its id."""
+        with self.tx() as tx:
+            return tx.add_stop_request(target, now)
+
+    def stop_answer(self, request_id: int) -> list[str] | None:
+        """The run ids the daemon is stopping for the request, or None while it is pending.
+
+        An answered request is removed once read."""
+        row = self._conn.execute(
+            "SELECT stopped FROM stop_requests WHERE id = ?", (request_id,)
+        ).fetchone()
+        if row is None or row[0] is None:
+            return None
+        with self.tx() as tx:
+            tx.forget_stop_request(request_id)
+        return [r for r in str(row[0]).split(",") if r]

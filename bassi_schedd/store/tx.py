@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
+from bassi_schedd.core.budget import day_of, slot_of
 from bassi_schedd.core.records import NewRun, RunRow, to_db
 from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.store.schema import INSERT_RUN, insert_run, run_values
@@ -175,16 +176,18 @@ class Tx:
         cost_usd: float | None = None,
         input_tokens: int | None = None,
         output_tokens: int | None = None,
+        result_sha256: str | None = None,
     ) -> None:
         """Write how a run ended into its row (``detail``, if given, says why) and the task's
         last status."""
         duration_s = None
         if run.started_at is not None:
             duration_s = round((ended_at - run.started_at).total_seconds(), 3)
+        self._add_spend(run, cost_usd)
         self._execute(
             "UPDATE runs SET status = ?, exit_code = ?, ended_at = ?, duration_s = ?, "
-            "cost_usd = ?, input_tokens = ?, output_tokens = ?, detail = COALESCE(?, detail) "
-            "WHERE run_id = ?",
+            "cost_usd = ?, input_tokens = ?, output_tokens = ?, detail = COALESCE(?, detail), "
+            "result_sha256 = ? WHERE run_id = ?",
             (
                 status,
                 exit_code,
@@ -194,6 +197,7 @@ class Tx:
                 input_tokens,
                 output_tokens,
                 detail,
+                result_sha256,
                 run.run_id,
             ),
         )
@@ -202,6 +206,24 @@ class Tx:
             "last_ok = COALESCE(?, last_ok) WHERE task = ?",
             (status, to_db(run.started_at or ended_at), _LAST_OK.get(status), run.task),
         )
+
+    def _add_spend(self, run: RunRow, cost_usd: float | None) -> None:
+        """Count a run's cost in the spend slots and days (schema v4) of its task and of all
+        tasks (task ''); only what changed, so recording an end twice counts it once."""
+        if run.started_at is None:
+            return
+        row = self._execute("SELECT cost_usd FROM runs WHERE run_id = ?", (run.run_id,)).fetchone()
+        delta = (cost_usd or 0.0) - ((row[0] if row is not None else None) or 0.0)
+        if delta == 0:
+            return
+        slot, day = to_db(slot_of(run.started_at)), to_db(day_of(run.started_at))
+        for table, column, key in (("spend_slots", "slot", slot), ("spend_days", "day", day)):
+            for task in (run.task, ""):
+                self._execute(
+                    f"INSERT INTO {table} (task, {column}, cost_usd) VALUES (?, ?, ?) "  # noqa: S608
+                    f"ON CONFLICT (task, {column}) DO UPDATE SET cost_usd = cost_usd + ?",
+                    (task, key, delta, delta),
+                )
 
     # -- trigger requests ---------------------------------------------------------------------
 
@@ -218,3 +240,29 @@ class Tx:
         rows = self._execute("SELECT id, task, requested_at FROM requests ORDER BY id").fetchall()
         self._execute("DELETE FROM requests")
         return [(r[1], datetime.fromisoformat(r[2])) for r in rows]
+
+    # -- stop requests ------------------------------------------------------------------------
+
+    def add_stop_request(self, target: str, now: datetime) -> int:
+        """Queue a ``stop RUN_ID|TASK`` request for the daemon; return its id."""
+        cur = self._execute(
+            "INSERT INTO stop_requests (target, requested_at) VALUES (?, ?)", (target, to_db(now))
+        )
+        return int(cur.lastrowid or 0)
+
+    def pending_stop_requests(self) -> list[tuple[int, str]]:
+        """(id, target) of the stop requests the daemon has not answered, oldest first."""
+        rows = self._execute(
+            "SELECT id, target FROM stop_requests WHERE stopped IS NULL ORDER BY id"
+        ).fetchall()
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    def answer_stop_request(self, request_id: int, run_ids: Sequence[str]) -> None:
+        """Record which runs the daemon is stopping for a request (none: nothing was running)."""
+        self._execute(
+            "UPDATE stop_requests SET stopped = ? WHERE id = ?", (",".join(run_ids), request_id)
+        )
+
+    def forget_stop_request(self, request_id: int) -> None:
+        """Remove an answered request (its caller has read the answer)."""
+        self._execute("DELETE FROM stop_requests WHERE id = ?", (request_id,))

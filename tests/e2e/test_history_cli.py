@@ -16,6 +16,7 @@ Cli = Callable[..., CliResult]
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 PUBLIC_FIELDS = {
+    "result_sha256",
     "run_id",
     "task",
     "trigger",
@@ -163,6 +164,7 @@ def test_json_document(home: Home, cli: Cli, history: None) -> None:
         "output_tokens": 340,
         "run_dir": "/runs/weekly/r1",
         "detail": None,
+        "result_sha256": None,
     }
     assert doc["tasks"] == {
         "other": {

@@ -23,6 +23,7 @@ Cli = Callable[..., CliResult]
 
 YEARLY = 'schedule = "0 0 1 1 *"\ntimezone = "UTC"\n'
 JSON_KEYS = {
+    "over_budget",
     "home",
     "version",
     "now",

@@ -93,7 +93,7 @@ def test_list_json(tasks: Home, cli: Cli) -> None:
     rows = {row["name"]: row for row in json.loads(r.stdout)}
     keys = {
         "name", "file", "description", "schedule", "timezone", "kind", "state", "next_run",
-        "last_status", "last_run_at", "error",
+        "last_status", "last_run_at", "error", "over_budget",
     }  # fmt: skip
     assert all(set(row) == keys for row in rows.values())
     good = rows["good"]

@@ -11,6 +11,9 @@ Environment:
   FAKE_CLAUDE_SCENARIO  which scenario to play (default ``success``; see SCENARIOS)
   FAKE_CLAUDE_RECORD    file to write {argv, cwd, env, stdin} to (rewritten as stdin arrives)
   FAKE_CLAUDE_DELAY_S   pause between emitted messages (default 0)
+  FAKE_CLAUDE_COST_USD  what the ``success`` scenario's result says it cost (default 0.0123)
+  FAKE_CLAUDE_RESUME_FAILS  when set, ``--resume ID`` fails as the real CLI does for a session it
+                        does not have (one line on stderr, exit 1, no stream-json at all)
 
 Only the standard library is used, so any python3 can run it. Tests use :func:`install` to get
 an executable ``claude`` wrapper with the scenario baked in (a daemon run's clean environment
@@ -264,7 +267,7 @@ def play(scenario: str) -> int:
                 False,
                 2,
                 text_out=RESULT_TEXT,
-                cost_usd=0.0123,
+                cost_usd=float(os.environ.get("FAKE_CLAUDE_COST_USD") or 0.0123),
                 tokens=(120, 45),
             )
         )
@@ -388,6 +391,13 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # ^C ends it quietly, as it does the real CLI
     scenario = os.environ.get("FAKE_CLAUDE_SCENARIO", "success")
     rec = Recorder()
+    resume = argv_value("--resume")
+    if resume is not None:
+        if os.environ.get("FAKE_CLAUDE_RESUME_FAILS"):
+            sys.stderr.write(f"No conversation found with session ID: {resume}\n")
+            return 1
+        global SESSION_ID
+        SESSION_ID = resume  # a resumed session keeps its id
     for line in sys.stdin:
         line = line.strip()
         if not line:
@@ -418,7 +428,12 @@ def main() -> int:
 
 
 def install(
-    folder: Any, scenario: str = "success", record: Any = None, delay_s: float = 0.0
+    folder: Any,
+    scenario: str = "success",
+    record: Any = None,
+    delay_s: float = 0.0,
+    cost_usd: float | None = None,
+    resume_fails: bool = False,
 ) -> Any:
     """Write ``folder/claude``: runs this fake with ``sys.executable`` and the scenario baked in."""
     from pathlib import Path
@@ -427,6 +442,10 @@ def install(
     env = f"FAKE_CLAUDE_SCENARIO={scenario} FAKE_CLAUDE_DELAY_S={delay_s}"
     if record is not None:
         env += f" FAKE_CLAUDE_RECORD='{record}'"
+    if cost_usd is not None:
+        env += f" FAKE_CLAUDE_COST_USD={cost_usd}"
+    if resume_fails:
+        env += " FAKE_CLAUDE_RESUME_FAILS=1"
     path.write_text(f'#!/bin/sh\n{env} exec "{sys.executable}" "{Path(__file__).resolve()}" "$@"\n')
     path.chmod(0o755)
     return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -123,7 +124,7 @@ def test_a_version_2_file_migrates_and_keeps_its_rows(db_path: Path) -> None:
     old.commit()
     old.close()
     conn = connect(db_path, 1.0)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     rows = conn.execute("SELECT run_id, status, detail, stop_reason FROM runs ORDER BY seq")
     assert [tuple(r) for r in rows] == [
         ("stopping", "running", None, "timeout"),
@@ -137,5 +138,54 @@ def test_a_version_2_file_migrates_and_keeps_its_rows(db_path: Path) -> None:
         (running,) = db.runs_with_status("running")
         assert (running.run_id, running.pid, running.stop_reason) == ("stopping", 4242, "timeout")
         assert "stop_reason" not in running.public()  # the daemon's bookkeeping, not history
+    finally:
+        db.close()
+
+
+def test_a_version_3_file_migrates_keeps_its_rows_and_its_spend(db_path: Path) -> None:
+    """v4 (SPEC 10) adds result_sha256, stop requests and the spend slots and days, filled from
+    the history it finds; a run's end then adds to them (once, even if recorded twice)."""
+    from datetime import UTC, datetime
+
+    from bassi_schedd.core.budget import periods
+    from bassi_schedd.core.runstatus import RunStatus
+    from bassi_schedd.store.schema import MIGRATIONS
+    from bassi_schedd.store.state import StateDB
+
+    db_path.parent.mkdir(parents=True)
+    old = sqlite3.connect(db_path)
+    for v in (1, 2, 3):
+        old.executescript(MIGRATIONS[v])
+    old.execute("PRAGMA user_version = 3")
+    insert = (
+        "INSERT INTO runs (run_id, task, trigger, status, started_at, cost_usd, created_at) "
+        "VALUES (?, ?, 'schedule', ?, ?, ?, '2026-01-01T00:00:00+00:00')"
+    )
+    old.execute(insert, ("a", "mail", "success", "2026-12-06T08:14:59.900+00:00", 0.25))
+    old.execute(insert, ("b", "mail", "success", "2026-12-01T08:00:00+00:00", 1.0))
+    old.execute(insert, ("c", "other", "success", "2026-12-06T09:00:00+00:00", 0.5))
+    old.execute(insert, ("d", "mail", "success", "2026-11-30T23:00:00+00:00", 9.0))  # November
+    old.execute(insert, ("e", "mail", "running", "2026-12-06T10:00:00+00:00", None))
+    old.commit()
+    old.close()
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    utc, berlin = ZoneInfo("UTC"), ZoneInfo("Europe/Berlin")
+    db = StateDB.open(db_path)
+    try:
+        assert [r.run_id for r in db.recent_runs(limit=10)] == ["e", "d", "c", "b", "a"]
+        assert db.get_run("a").result_sha256 is None  # type: ignore[union-attr]
+        spent = db.spend("mail", periods(now, utc, utc), now)
+        assert (spent.task_day, spent.task_month, spent.all_day, spent.all_month) == (
+            0.25, 1.25, 0.75, 1.75,
+        )  # fmt: skip
+        # In Berlin, November 30th 23:00 UTC is already December.
+        assert db.spend("mail", periods(now, berlin, utc), now).task_month == 10.25
+        running = db.get_run("e")
+        assert running is not None
+        for _ in range(2):
+            with db.tx() as tx:
+                tx.record_end(running, RunStatus.SUCCESS, 0, now, cost_usd=0.5)
+        spent = db.spend("mail", periods(now, utc, utc), now)
+        assert (spent.task_day, spent.all_month) == (0.75, 2.25)
     finally:
         db.close()

@@ -63,7 +63,7 @@ def set_clock(path: Path, at: datetime) -> None:
     path.write_text(f"@{at:%Y-%m-%d %H:%M:%S}\n")
 
 
-def test_daily_cap_refuses_the_third_run_and_lets_the_next_day_run(
+def test_daily_cap_refuses_the_run_that_finds_it_spent_and_lets_the_next_day_run(
     home: Home, write_task: WriteTask, daemon: Start, cli: Cli, tmp_path: Path
 ) -> None:
     record = tmp_path / "record.json"

@@ -95,6 +95,8 @@ def render(st: Status) -> str:
         detail(f"invalid {error}" if error.startswith(name) else f"invalid {name}: {error}")
     if st.config_error:
         detail(f"schedd.toml ignored: {st.config_error}")
+    for task, reason in sorted(st.over_budget.items()):
+        detail(f"over budget: {task}: {reason}")
     line("running", str(len(st.running)))
     for r in st.running:
         since = local_time(r.run.started_at) if r.run.started_at else "?"
@@ -103,8 +105,6 @@ def render(st: Status) -> str:
     if st.running and d is None:
         detail("(no daemon: the next one adopts these runs if alive, else records them lost)")
     line("queued", str(st.queued))
-    for task, reason in sorted(st.over_budget.items()):
-        detail(f"over budget: {task}: {reason}")
     if st.next_run is None:
         line("next run", "none scheduled")
     else:

@@ -13,12 +13,11 @@ import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bassi_schedd.config.deps import Deps, file_fingerprint
 from bassi_schedd.config.paths import Home
 from bassi_schedd.config.settings import load_config, system_timezone
 from bassi_schedd.config.taskfile import (
     NAME_RE,
-    Deps,
-    file_fingerprint,
     is_task_file_name,
     load_task_file,
     tasks_dir_error,

@@ -91,3 +91,20 @@ def write_private_file(path: Path, data: str | bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+def service_path(raw: str | None, program: str) -> str:
+    """The PATH a service (or an exported unit) should get: the user's, without empty, relative
+    (meaningless in a service, and a hijack risk) or repeated entries, plus the folder of
+    ``program`` last, so runs find the same tools as by hand."""
+    parts: list[str] = []
+    for entry in (raw or DEFAULT_PATH).split(os.pathsep):
+        if entry and os.path.isabs(entry) and entry not in parts:
+            parts.append(entry)
+    folder = os.path.dirname(program)
+    if folder not in parts:
+        parts.append(folder)
+    return os.pathsep.join(parts)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, cast
 
+from bassi_schedd.config.deps import Deps
 from bassi_schedd.config.tomlfile import FieldError, file_error, parse_toml, read_checked_toml
 from bassi_schedd.config.userfile import UnreadableFileError, read_user_text, unsafe_dir_reason
 from bassi_schedd.config.validate import (
@@ -84,34 +84,6 @@ def tasks_dir_error(tasks_dir: Path) -> TaskFileError | None:
     """The error that refuses the whole tasks folder (writable by others), or None."""
     reason = unsafe_dir_reason(tasks_dir)
     return None if reason is None else TaskFileError(str(tasks_dir), reason)
-
-
-def file_fingerprint(st: os.stat_result) -> tuple[int, ...]:
-    """What says "this file may have changed": content identity plus the bits we refuse on."""
-    return (st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode, st.st_uid)
-
-
-def dep_fingerprint(kind: str, path: str) -> object:
-    """The current state of something a task depends on (its prompt file, its cwd)."""
-    if kind == "dir":
-        return os.path.isdir(path)
-    try:
-        return file_fingerprint(os.stat(path))
-    except OSError:
-        return None
-
-
-@dataclass
-class Deps:
-    """Things outside the task file whose change must re-validate the task."""
-
-    items: list[tuple[str, str, object]] = field(default_factory=list)
-
-    def add(self, kind: str, path: Path) -> None:
-        self.items.append((kind, str(path), dep_fingerprint(kind, str(path))))
-
-    def unchanged(self) -> bool:
-        return all(dep_fingerprint(kind, p) == fp for kind, p, fp in self.items)
 
 
 def _schedule(data: dict[str, Any]) -> Schedule:

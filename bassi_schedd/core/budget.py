@@ -29,11 +29,6 @@ class Periods:
     all_day: datetime
     all_month: datetime
 
-    @property
-    def earliest(self) -> datetime:
-        """The oldest start: no run before it counts towards any cap."""
-        return min(self.task_day, self.task_month, self.all_day, self.all_month)
-
 
 @dataclass(frozen=True)
 class Spent:

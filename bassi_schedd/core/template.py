@@ -1,11 +1,11 @@
 """Prompt templating (SPEC 3): a fixed set of ``{name}`` variables, everything else verbatim.
 
-Only the ten documented names are replaced, and only in the exact form ``{name}`` (no spaces,
-no format spec). Any other brace text - JSON such as ``{"a": 1}``, code, ``{unknown}``,
-``{ date }`` - is left exactly as written, so prompts never need escaping.
+Only the documented names (:data:`VARIABLES`) are replaced, and only in the exact form
+``{name}`` (no spaces, no format spec). Any other brace text - JSON such as ``{"a": 1}``,
+code, ``{unknown}``, ``{ date }`` - is left exactly as written, so prompts never need escaping.
 
 To write a literal ``{date}`` in a prompt, double the braces: ``{{date}}`` becomes ``{date}``.
-This applies to the ten names only; ``{{anything_else}}`` (e.g. a Jinja example) is kept as is.
+This applies to those names only; ``{{anything_else}}`` (e.g. a Jinja example) is kept as is.
 
 Values when the task has no previous run: ``last_run_date`` and ``last_run_status`` are
 "never", ``last_run_success`` is "false".

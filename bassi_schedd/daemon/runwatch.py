@@ -8,12 +8,10 @@ and time comes from the injected clock.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -30,6 +28,7 @@ from bassi_schedd.notify.notifier import Notifier
 from bassi_schedd.runner.gate import gate_outcome
 from bassi_schedd.runner.kill import KILL_GRACE_S
 from bassi_schedd.runner.outputcap import trim_output
+from bassi_schedd.runner.previous import read_result, result_usage
 from bassi_schedd.runner.process import (
     Active,
     leftover_note,
@@ -40,7 +39,7 @@ from bassi_schedd.runner.process import (
     untracked_children,
 )
 from bassi_schedd.runner.spawn import runs_are_subreapers
-from bassi_schedd.store.state import NewRun, RunRow, StateDB
+from bassi_schedd.store.state import NewRun, StateDB
 
 log = structlog.get_logger()
 
@@ -110,22 +109,6 @@ class RunWatcher:
     def running_count(self) -> int:
         """Runs holding a slot: one being stopped does not, so `replace` never waits for it."""
         return sum(1 for a in self.active if a.stop_reason is None)
-
-    def fail_to_start(
-        self, row: RunRow, started: datetime, run_dir: Path, reason: str, claimed: bool = False
-    ) -> None:
-        """Record a run that could not start as `failed` (``claimed``: already marked running)."""
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            with (run_dir / "output.log").open("a", encoding="utf-8") as f:
-                f.write(f"bassi-schedd: {reason}\n")
-        except OSError:
-            pass
-        if not claimed:
-            with self.db.tx() as tx:
-                if not tx.mark_started(row.run_id, started, str(run_dir), None, None):
-                    return  # no longer queued: not ours to record
-        self.conclude_run(row.run_id, RunStatus.FAILED, None, reason=reason)
 
     def service(self) -> None:
         """Reap ended runs, enforce timeouts and kill deadlines, sweep leftovers."""
@@ -255,7 +238,7 @@ class RunWatcher:
         if run.run_dir:
             self.cap_output(run.task, run_id, Path(run.run_dir), live=False)
         ended = self.clock.wall()
-        result = _read_result(Path(run.run_dir)) if run.run_dir else {}
+        result = read_result(Path(run.run_dir)) if run.run_dir else {}
         spec = self.tasks.get(run.task)
         retry_at = None
         if spec is not None and status in (RunStatus.FAILED, RunStatus.TIMEOUT):
@@ -270,8 +253,8 @@ class RunWatcher:
                 ended,
                 detail=reason or None,
                 cost_usd=as_number(result.get("total_cost_usd")),
-                input_tokens=as_integer(_usage(result, "input_tokens")),
-                output_tokens=as_integer(_usage(result, "output_tokens")),
+                input_tokens=as_integer(result_usage(result, "input_tokens")),
+                output_tokens=as_integer(result_usage(result, "output_tokens")),
                 result_sha256=sha,
             )
             if retry_at is not None:
@@ -363,16 +346,3 @@ def _note_leftovers(run_dir: Path, count: int) -> None:
             f.write(leftover_note(count) + "\n")
     except OSError:
         pass
-
-
-def _read_result(run_dir: Path) -> dict[str, object]:
-    try:
-        data = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _usage(result: dict[str, object], key: str) -> object:
-    usage = result.get("usage")
-    return usage.get(key) if isinstance(usage, dict) else None

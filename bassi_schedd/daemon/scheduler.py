@@ -7,7 +7,6 @@ Wall-clock readings here only timestamp records (started_at, ended_at).
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,18 +17,17 @@ from bassi_schedd.config.paths import Home
 from bassi_schedd.core import planner
 from bassi_schedd.core.admission import Candidate, admit
 from bassi_schedd.core.duecache import DueCache
-from bassi_schedd.core.errors import UserError
 from bassi_schedd.core.records import iso_utc, to_db
 from bassi_schedd.core.runstatus import RunStatus
 from bassi_schedd.core.schedule import scheduled_times
 from bassi_schedd.core.spec import DaemonConfig, TaskSpec
-from bassi_schedd.daemon.agentctl import controls_for_start, serve_stop_requests
+from bassi_schedd.daemon.agentctl import serve_stop_requests
 from bassi_schedd.daemon.clock import SYSTEM_CLOCK, Clock
 from bassi_schedd.daemon.guard import Troubles
+from bassi_schedd.daemon.launch import start_run
 from bassi_schedd.daemon.runwatch import RunWatcher
 from bassi_schedd.notify.notifier import Notifier
-from bassi_schedd.runner.process import Active, create_time, spawn
-from bassi_schedd.runner.rundir import child_argv, child_env, prepare_run_dir
+from bassi_schedd.runner.process import Active
 from bassi_schedd.store.schema import is_disk_full
 from bassi_schedd.store.state import NewRun, RunRow, StateDB
 
@@ -256,87 +254,8 @@ class Scheduler:
         )
 
     def start(self, row: RunRow, spec: TaskSpec, now: datetime) -> None:
-        """Prepare the run folder, mark the row running (before spawning: at most once), spawn.
-
-        The row is marked only while it is still `queued`; if it is not (another daemon on the
-        same state DB took it) nothing is spawned.
-        """
-        scheduled = row.scheduled_for or now
-        fields = {"task": row.task, "run_id": row.run_id, "scheduled_for": iso_utc(scheduled)}
-        fields["trigger"] = row.trigger
-        started = self.clock.wall()
-        extras = controls_for_start(self, row, spec, now)  # SPEC 10: caps, previous success
-        if extras is None:
-            return  # a spent cap: recorded budget_exceeded
-        try:
-            last = self.db.last_finished_run(row.task)
-            run_dir = prepare_run_dir(self.home, spec, row.run_id, scheduled, now, last, extras)
-        except OSError as e:
-            run_dir = self.home.run_dir(row.task, row.run_id)
-            if is_disk_full(e):
-                shutil.rmtree(run_dir, ignore_errors=True)  # give back what the half-run took
-                raise
-            self.runs.fail_to_start(row, started, run_dir, f"cannot prepare the run folder: {e}")
-            return
-        except UserError as e:  # the prompt file went bad after the task was loaded
-            run_dir = self.home.run_dir(row.task, row.run_id)
-            self.runs.fail_to_start(row, started, run_dir, str(e))
-            return
-        env = child_env(
-            self.home, self.config, spec, row.run_id, scheduled, run_dir, self.parent_env
-        )
-        argv = child_argv(self.config, spec, run_dir, self.python)
-        with self.db.tx() as tx:
-            claimed = tx.mark_started(row.run_id, started, str(run_dir), None, None)
-        if not claimed:
-            log.warning("run.not_started", **fields, reason="no longer queued")
-            return
-        try:
-            popen = spawn(argv, env, spec.cwd, run_dir)
-        except OSError as e:
-            if not is_disk_full(e):
-                reason = f"cannot start {argv[0]}: {e.strerror or e}"
-                self.runs.fail_to_start(row, started, run_dir, reason, claimed=True)
-                return
-            self._unclaim(row)
-            raise
-        except BaseException:
-            self._unclaim(row)
-            raise
-        created = create_time(popen.pid)
-        # Watched from here on, whatever happens to the writes below.
-        self.runs.watch(
-            Active(
-                run_id=row.run_id,
-                task=row.task,
-                pid=popen.pid,
-                created=created,
-                run_dir=run_dir,
-                deadline_mono=self.clock.mono() + spec.timeout_s,
-                popen=popen,
-            )
-        )
-        try:
-            with self.db.tx() as tx:
-                tx.set_pid(row.run_id, popen.pid, created)
-        except Exception as e:  # a restarted daemon finds the run by its id instead
-            self.troubles.failed(e, "start", task=row.task, run_id=row.run_id)
-        latency_s = round((started - scheduled).total_seconds(), 3)
-        log.info("run.start", **fields, pid=popen.pid, attempt=row.attempt, latency_s=latency_s)
-        if self.notifier is not None:
-            try:
-                self.notifier.run_started(spec, row)
-            except Exception as e:
-                self.troubles.failed(e, "notify", task=row.task, run_id=row.run_id)
-
-    def _unclaim(self, row: RunRow) -> None:
-        """Back to `queued` after a failed spawn; if even that cannot be written, a restarted
-        daemon records the run `lost` and its time counts as missed."""
-        try:
-            with self.db.tx() as tx:
-                tx.unmark_started(row.run_id)
-        except Exception as e:
-            self.troubles.failed(e, "start", task=row.task, run_id=row.run_id)
+        """Start one admitted row (daemon/launch.py)."""
+        start_run(self, row, spec, now)
 
     # -- after the start ----------------------------------------------------------------------
 

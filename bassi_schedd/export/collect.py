@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bassi_schedd.config.loader import TaskLoader, load_config
-from bassi_schedd.config.paths import Home, make_private_dir, write_private_file
+from bassi_schedd.config.paths import Home, make_private_dir, service_path, write_private_file
 from bassi_schedd.config.userfile import UnreadableFileError, read_user_text
 from bassi_schedd.core.errors import UsageError, UserError
 from bassi_schedd.core.spec import DaemonConfig, TaskSpec
@@ -160,19 +160,6 @@ def bassi_schedd_argv() -> list[str]:
     if found:
         return [os.path.abspath(found)]
     return [python, "-m", "bassi_schedd"]
-
-
-def service_path(raw: str | None, program: str) -> str:
-    """The exporting shell's PATH (absolute entries, once each) plus the program's folder, so
-    runs find the same tools as by hand (as ``install`` does for the daemon)."""
-    parts: list[str] = []
-    for entry in (raw or "/usr/local/bin:/usr/bin:/bin").split(os.pathsep):
-        if entry and os.path.isabs(entry) and entry not in parts:
-            parts.append(entry)
-    folder = os.path.dirname(program)
-    if folder not in parts:
-        parts.append(folder)
-    return os.pathsep.join(parts)
 
 
 # -- writing ------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+from bassi_schedd.config.paths import service_path
 from bassi_schedd.core.errors import UserError
 
 Platform = Literal["linux", "darwin"]
@@ -28,7 +29,6 @@ LABEL = "com.bassi.schedd"
 UNIT = "bassi-schedd.service"
 TEMPLATES: dict[Platform, str] = {"linux": UNIT, "darwin": f"{LABEL}.plist"}
 EXAMPLE_TASK = "example.toml"
-DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 FileState = Literal["new", "changed", "unchanged"]
 
 _PLACEHOLDER = re.compile(r"@(PYTHON|PATH|BASSI_HOME)@")
@@ -116,23 +116,10 @@ def service_file(platform: Platform, home_dir: Path, service: Service = DAEMON) 
     return home_dir / "Library" / "LaunchAgents" / f"{service.label}.plist"
 
 
-def capture_path(raw: str | None, python: str) -> str:
-    """The PATH a service should get: the user's, without empty, relative (meaningless in a
-    service, and a hijack risk) or repeated entries, plus the interpreter's folder last."""
-    parts: list[str] = []
-    for entry in (raw or DEFAULT_PATH).split(os.pathsep):
-        if entry and os.path.isabs(entry) and entry not in parts:
-            parts.append(entry)
-    bin_dir = os.path.dirname(python)
-    if bin_dir not in parts:
-        parts.append(bin_dir)
-    return os.pathsep.join(parts)
-
-
 def current_values(bassi_home: Path) -> ServiceValues:
     """The values for this interpreter, this PATH and ``bassi_home``."""
     python = os.path.abspath(sys.executable)
-    return ServiceValues(python, capture_path(os.environ.get("PATH"), python), str(bassi_home))
+    return ServiceValues(python, service_path(os.environ.get("PATH"), python), str(bassi_home))
 
 
 def template_text(name: str) -> str:

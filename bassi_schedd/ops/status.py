@@ -213,7 +213,7 @@ def _over_budget(
 
     db = open_existing(home)
     if db is None:
-        return {}
+        return over_caps(None, tasks.values(), config, now)  # a cap of 0 is spent already
     try:
         return over_caps(db, tasks.values(), config, now)
     except QueryError:

@@ -48,7 +48,7 @@ def read_state(
     try:
         db = open_existing(home)
         if db is None:
-            return {}, {}
+            return {}, over_caps(None, tasks.values(), config, now)  # a cap of 0 is spent
         try:
             return dict(db.task_summaries()), over_caps(db, tasks.values(), config, now)
         finally:

@@ -39,15 +39,26 @@ def last_result(run_dir: Path | None, is_agent: bool) -> str:
     return clip_last_result(text, command=not is_agent)
 
 
+def read_result(run_dir: Path) -> dict[str, object]:
+    """A run's result.json as a dict; empty when it is missing or not a JSON object."""
+    try:
+        data = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def result_usage(result: dict[str, object], key: str) -> object:
+    """One token count from result.json's ``usage`` (None when absent)."""
+    usage = result.get("usage")
+    return usage.get(key) if isinstance(usage, dict) else None
+
+
 def session_id(run_dir: Path | None) -> str | None:
     """The SDK session id in a run's result.json, if it has one."""
     if run_dir is None:
         return None
-    try:
-        data = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    sid = data.get("session_id") if isinstance(data, dict) else None
+    sid = read_result(run_dir).get("session_id")
     return sid if isinstance(sid, str) and sid else None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from bassi_schedd.core.budget import Decision, decide, periods
+from bassi_schedd.core.budget import Decision, Spent, decide, periods
 from bassi_schedd.core.spec import DaemonConfig, TaskSpec
 from bassi_schedd.store.state import StateDB
 
@@ -15,19 +15,24 @@ def has_caps(task: TaskSpec, config: DaemonConfig) -> bool:
     return task.is_agent and (task.budget.any or config.budget.any)
 
 
-def check_budget(db: StateDB, task: TaskSpec, config: DaemonConfig, now: datetime) -> Decision:
-    """May an agent run of ``task`` start at ``now``, and with which ``max_budget_usd``."""
+def check_budget(
+    db: StateDB | None, task: TaskSpec, config: DaemonConfig, now: datetime
+) -> Decision:
+    """May an agent run of ``task`` start at ``now``, and with which ``max_budget_usd``
+    (``db`` None: no history yet, nothing spent)."""
     run_max = task.agent.max_budget_usd
     if not has_caps(task, config):
         return Decision(None, run_max)
     from zoneinfo import ZoneInfo
 
-    spent = db.spend(task.name, periods(now, task.zone, ZoneInfo(config.timezone)), now)
+    spent = Spent()
+    if db is not None:
+        spent = db.spend(task.name, periods(now, task.zone, ZoneInfo(config.timezone)), now)
     return decide(task.budget, config.budget, spent, run_max)
 
 
 def over_caps(
-    db: StateDB, tasks: Iterable[TaskSpec], config: DaemonConfig, now: datetime
+    db: StateDB | None, tasks: Iterable[TaskSpec], config: DaemonConfig, now: datetime
 ) -> dict[str, str]:
     """The tasks whose next agent run would be refused now, with the sentence why."""
     out = {}

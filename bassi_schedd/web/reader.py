@@ -123,7 +123,8 @@ class Reader:
             with self.db() as db:
                 if db is not None:
                     summaries = db.task_summaries()
-                    over = over_caps(db, result.tasks.values(), config, now)
+                # with no state DB yet, a cap of 0 is already spent
+                over = over_caps(db, result.tasks.values(), config, now)
             rows = self._lister.rows(result, summaries, over, now)
             old, self._json = self._json, {}
             body = b"[" + b",".join(self._row_json(r, old) for r in rows) + b"]"

@@ -143,12 +143,35 @@ FAILURES = [
 ]
 
 
+def execute_here(
+    home: Home, run_dir: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> CliResult:
+    """``execute --run-dir`` in this process (the SDK imported once, not per case): the same
+    entry point a user's command reaches; the tests above run it as a subprocess."""
+    from bassi_schedd.cli.main import main
+
+    for key, value in base_env(home.root).items():
+        monkeypatch.setenv(key, value)
+    capfd.readouterr()
+    rc = main(["execute", "--run-dir", str(run_dir)])
+    out, err = capfd.readouterr()
+    return CliResult(rc, out, err)
+
+
 @pytest.mark.parametrize(("scenario", "code", "status", "kind", "needle"), FAILURES)
 def test_failures_map_to_exit_codes(
-    tmp_path: Path, cli: Cli, scenario: str, code: int, status: str, kind: str, needle: str
+    tmp_path: Path,
+    home: Home,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    scenario: str,
+    code: int,
+    status: str,
+    kind: str,
+    needle: str,
 ) -> None:
     run_dir = write_run_dir(tmp_path / "run", install(tmp_path, scenario), tmp_path, max_turns=3)
-    res = cli("execute", "--run-dir", str(run_dir))
+    res = execute_here(home, run_dir, capfd, monkeypatch)
     assert res.returncode == code, res.stdout + res.stderr
     assert_one_clean_error_line(res, needle)
     data = result_json(run_dir)

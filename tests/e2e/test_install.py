@@ -18,7 +18,7 @@ from support import BIN_DIR, CLI, REPO, CliResult, DaemonProc, base_env, wait_fo
 from support.service_fakes import BOOTSTRAP_EIO, DISABLE_NOW, ENABLE_NOW_LOCK_HELD, FAKE
 
 from bassi_schedd.config.loader import load_config, load_task_file
-from bassi_schedd.config.paths import Home
+from bassi_schedd.config.paths import DEFAULT_PATH, Home, service_path
 from bassi_schedd.core.errors import UserError
 from bassi_schedd.ops import install as svc
 from bassi_schedd.store.lock import read_holder
@@ -688,11 +688,11 @@ def test_values_a_service_file_cannot_carry() -> None:
         svc.render("linux", svc.ServiceValues('/opt/"py"/python', "/bin", "/h"))
 
 
-def test_capture_path_keeps_order_drops_junk() -> None:
-    got = svc.capture_path("/a:.:/b::/a:bin:/c", "/venv/bin/python")
+def test_service_path_keeps_order_drops_junk() -> None:
+    got = service_path("/a:.:/b::/a:bin:/c", "/venv/bin/python")
     assert got == "/a:/b:/c:/venv/bin"
-    assert svc.capture_path("/venv/bin:/x", "/venv/bin/python") == "/venv/bin:/x"
-    assert svc.capture_path(None, "/usr/bin/python3") == svc.DEFAULT_PATH
+    assert service_path("/venv/bin:/x", "/venv/bin/python") == "/venv/bin:/x"
+    assert service_path(None, "/usr/bin/python3") == DEFAULT_PATH
 
 
 def test_systemd_words() -> None:

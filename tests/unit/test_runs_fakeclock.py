@@ -7,7 +7,7 @@ timeout and the 10 s kill grace take no real time, and nothing waits for a minut
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -172,3 +172,42 @@ def test_a_wall_clock_jump_does_not_move_a_running_timeout(
     assert a.stop_reason is None
     s.service(clock.advance(1))
     assert a.stop_reason == RunStatus.TIMEOUT
+
+
+def test_an_adopted_run_keeps_what_was_left_of_its_timeout(
+    home: Home, write_task: Callable[[str, str], Path], clock: FakeClock
+) -> None:
+    """Recovery under the fake clock: a run a killed daemon left 50 minutes into its 1 h
+    timeout is adopted with 10 minutes left, and times out then - not an hour later."""
+    from bassi_schedd.daemon.recovery import recover
+    from bassi_schedd.runner.process import create_time, spawn
+    from bassi_schedd.store.state import NewRun
+
+    task(write_task, "long", "sleep 600", 'timeout = "1h"')
+    started = clock.wall() - timedelta(minutes=50)
+    run_dir = home.run_dir("long", "r-left")
+    run_dir.mkdir(parents=True)
+    db = StateDB.open(home.state_db)
+    env = {"PATH": "/usr/bin:/bin", "BASSI_RUN_ID": "r-left", "BASSI_RUN_DIR": str(run_dir)}
+    child = spawn(["/bin/sh", "-c", "exec sleep 600"], env, run_dir, run_dir)
+    with db.tx() as tx:  # what the killed daemon left: a running row with its pid
+        tx.insert_runs([NewRun("r-left", "long", "schedule", started, "queued")], started)
+        tx.mark_started("r-left", started, str(run_dir), child.pid, create_time(child.pid))
+    db.close()
+    s = Scheduler(home, StateDB.open(home.state_db), load_config(home), clock=clock)
+    s.set_tasks(dict(TaskLoader(home, s.config).load().tasks), clock.wall())
+    try:
+        assert recover(home, s, clock.wall())
+        [a] = s.active
+        assert a.run_id == "r-left" and a.popen is None
+        s.service(clock.advance(599))
+        assert a.stop_reason is None
+        s.service(clock.advance(1))
+        assert a.stop_reason == RunStatus.TIMEOUT
+        serve_until(s, clock, lambda: not s.active)
+        assert statuses(s, "long") == [("schedule", "timeout")]
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait()
+        s.db.close()

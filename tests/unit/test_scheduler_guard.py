@@ -22,7 +22,7 @@ from bassi_schedd.config.loader import TaskLoader
 from bassi_schedd.config.paths import Home
 from bassi_schedd.config.settings import load_config
 from bassi_schedd.core import policy
-from bassi_schedd.daemon import runwatch, scheduler
+from bassi_schedd.daemon import launch, runwatch, scheduler
 from bassi_schedd.store.state import StateDB
 
 T0 = datetime(2026, 11, 1, 5, 29, 57, tzinfo=UTC)
@@ -120,9 +120,9 @@ def test_a_run_whose_start_fails_stays_queued_and_starts_later(
 ) -> None:
     s = make()
     s.tick(T0)
-    real = scheduler.prepare_run_dir
+    real = launch.prepare_run_dir
     monkeypatch.setattr(
-        scheduler, "prepare_run_dir", failing_for("bad", real, lambda home, spec, *a: spec.name)
+        launch, "prepare_run_dir", failing_for("bad", real, lambda home, spec, *a: spec.name)
     )
     with capture_logs() as logs:
         s.tick(DUE)
@@ -143,9 +143,9 @@ def test_a_run_whose_end_cannot_be_recorded_is_recorded_once_later(
 ) -> None:
     s = make()
     s.tick(T0)
-    real = runwatch._read_result
+    real = runwatch.read_result
     monkeypatch.setattr(
-        runwatch, "_read_result", failing_for("bad", real, lambda run_dir: run_dir.parent.name)
+        runwatch, "read_result", failing_for("bad", real, lambda run_dir: run_dir.parent.name)
     )
     with capture_logs() as logs:
         s.tick(DUE)

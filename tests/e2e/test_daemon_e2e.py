@@ -115,14 +115,17 @@ def test_no_scheduled_time_runs_twice_across_restarts_and_clock_steps(
 # -- overlap and concurrency ---------------------------------------------------------------------
 
 
-def test_each_overlap_policy(home: Home, write_task, daemon: Start, cli) -> None:
+def test_each_overlap_policy(home: Home, write_task, daemon: Start, cli, tmp_path: Path) -> None:
+    # Each run lasts until the test lets it end: the triggers below always find it running,
+    # however slow a loaded machine makes them.
+    release = tmp_path / "release"
     for policy in ("skip", "queue", "replace", "allow"):
         write_task(
             f"long-{policy}",
             f"""
             schedule = "0 0 1 1 *"
             timezone = "UTC"
-            command = ["/bin/sh", "-c", "sleep 2.5"]
+            command = ["/bin/sh", "-c", "while [ ! -e {release} ]; do sleep 0.05; done"]
             overlap = "{policy}"
             """,
         )
@@ -141,6 +144,7 @@ def test_each_overlap_policy(home: Home, write_task, daemon: Start, cli) -> None
     def settled() -> bool:
         return all(r["status"] not in ("running", "queued") for r in runs(home))
 
+    release.touch()
     wait_for(settled, 30)
     assert [r["status"] for r in runs(home, "long-skip")] == ["success", "skipped_overlap"]
     queue = runs(home, "long-queue")

@@ -100,9 +100,17 @@ def test_run_whose_pid_was_never_saved_is_found_by_its_id(
         tx.mark_started("r-unsaved", now, str(run_dir), None, None)
     db.close()
     env = {"PATH": "/usr/bin:/bin", "BASSI_RUN_ID": "r-unsaved", "BASSI_RUN_DIR": str(run_dir)}
-    child = spawn(["/bin/sh", "-c", "sleep 2; exit 4"], env, run_dir, run_dir)
+    go = run_dir / "go"  # the run lasts until the daemon has found it, however slow its start
+    child = spawn(
+        ["/bin/sh", "-c", f"while [ ! -e {go} ]; do sleep 0.05; done; exit 4"],
+        env,
+        run_dir,
+        run_dir,
+    )
     d = daemon()
     d.wait_ready()
+    wait_for(lambda: '"run.adopted"' in d.output(), 30)
+    go.touch()
     wait_for(lambda: runs(home)[0]["status"] == "failed", 15)
     row = runs(home)[0]
     assert (row["pid"], row["exit_code"]) == (child.pid, 4)

@@ -165,7 +165,9 @@ def test_a_replaced_state_db_stops_the_daemon_before_trigger_says_triggered(
     home: Home, write_task, daemon: Start, cli
 ) -> None:
     write_task("job", NEVER)
-    d = daemon()
+    # Just after a minute boundary: the daemon sleeps ~30 s (its safety wake-up) before it
+    # would look at its state DB on its own, so the trigger below is what finds it replaced.
+    d = daemon(fake_at="2026-11-01 05:30:01")
     d.wait_ready()
     copy = home.schedd_dir / "copy.db"
     con = sqlite3.connect(home.state_db)

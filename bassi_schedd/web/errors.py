@@ -10,7 +10,8 @@ from starlette.responses import JSONResponse, Response
 
 from bassi_schedd.core.errors import UserError, printable
 
-log = logging.getLogger("bassi_schedd.web")
+# stdlib logging to the web process's stderr (beside uvicorn's), not an event of schedd.log
+logger = logging.getLogger("bassi_schedd.web")
 
 
 class ApiError(Exception):
@@ -58,7 +59,7 @@ async def on_http_error(request: Request, exc: Exception) -> Response:
 
 
 async def on_crash(request: Request, exc: Exception) -> Response:
-    log.exception("error answering %s %s", request.method, request.url.path)
+    logger.exception("error answering %s %s", request.method, request.url.path)
     return error_response(500, f"the dashboard failed on this request ({type(exc).__name__})")
 
 

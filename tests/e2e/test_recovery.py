@@ -6,6 +6,7 @@ import json
 import os
 import signal
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psutil
 from support import Start, iso, runs, statuses, wait_for
@@ -19,21 +20,22 @@ def gone(pid: int) -> bool:
 
 
 def test_kill9_then_restart_adopts_live_run_and_loses_dead_one(
-    home: Home, write_task, daemon: Start
+    home: Home, write_task, daemon: Start, tmp_path: Path
 ) -> None:
+    release = tmp_path / "release"  # runs last until the test lets them end, however slow
     for name in ("alive", "dead"):
         write_task(
             name,
-            """
+            f"""
             schedule = "* * * * *"
             timezone = "UTC"
-            command = ["/bin/sh", "-c", "sleep 6"]
+            command = ["/bin/sh", "-c", "while [ ! -e {release} ]; do sleep 0.05; done"]
             on_missed = "latest"
             """,
         )
     d = daemon(fake_at="2026-11-01 05:29:58")
     d.wait_ready()
-    wait_for(lambda: len([r for r in runs(home) if r["status"] == "running" and r["pid"]]) == 2, 15)
+    wait_for(lambda: len([r for r in runs(home) if r["status"] == "running" and r["pid"]]) == 2, 30)
     d.stop(signal.SIGKILL)
     dead_pid = int(runs(home, "dead")[0]["pid"])  # type: ignore[arg-type]
     os.killpg(dead_pid, signal.SIGKILL)
@@ -41,6 +43,8 @@ def test_kill9_then_restart_adopts_live_run_and_loses_dead_one(
 
     d = daemon(fake_at="2026-11-01 05:30:05")
     d.wait_ready()
+    wait_for(lambda: '"run.adopted"' in d.output(), 30)
+    release.touch()
     wait_for(lambda: runs(home, "alive")[0]["status"] == "success", 20)
     wait_for(
         lambda: len(runs(home, "dead")) == 2 and runs(home, "dead")[1]["status"] == "success", 20
@@ -55,22 +59,24 @@ def test_kill9_then_restart_adopts_live_run_and_loses_dead_one(
 
 
 def test_run_that_ended_while_no_daemon_watched_keeps_its_exit_code(
-    home: Home, write_task, daemon: Start
+    home: Home, write_task, daemon: Start, tmp_path: Path
 ) -> None:
+    release = tmp_path / "release"  # the run ends when the test says, not on a timer
     write_task(
         "ends-alone",
-        """
+        f"""
         schedule = "* * * * *"
         timezone = "UTC"
-        command = ["/bin/sh", "-c", "sleep 2; exit 3"]
+        command = ["/bin/sh", "-c", "while [ ! -e {release} ]; do sleep 0.05; done; exit 3"]
         on_missed = "latest"
         """,
     )
     d = daemon(fake_at="2026-11-01 05:29:58")
     d.wait_ready()
-    wait_for(lambda: [r["status"] for r in runs(home)] == ["running"] and runs(home)[0]["pid"], 15)
+    wait_for(lambda: [r["status"] for r in runs(home)] == ["running"] and runs(home)[0]["pid"], 30)
     d.stop(signal.SIGKILL)
     pid = int(runs(home)[0]["pid"])  # type: ignore[arg-type]
+    release.touch()
     wait_for(lambda: gone(pid), 10)  # the run ends on its own, unwatched
 
     d = daemon(fake_at="2026-11-01 05:30:20")

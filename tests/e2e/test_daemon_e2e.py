@@ -86,7 +86,7 @@ def test_no_scheduled_time_runs_twice_across_restarts_and_clock_steps(
         """
         schedule = "* * * * *"
         timezone = "UTC"
-        command = ["/bin/sh", "-c", "sleep 3"]
+        command = ["/bin/sh", "-c", "sleep 5"]  # long enough to be seen running on a busy machine
         overlap = "allow"
         """,
     )

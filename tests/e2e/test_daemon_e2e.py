@@ -90,9 +90,9 @@ def test_no_scheduled_time_runs_twice_across_restarts_and_clock_steps(
         overlap = "allow"
         """,
     )
-    d = daemon(fake_at="2026-11-01 05:29:57")
+    d = daemon(fake_at="2026-11-01 05:29:50")  # a 10 s lead: slow start-ups still see 05:30
     d.wait_ready()
-    wait_for(lambda: [r for r in runs(home) if r["status"] == "running" and r["pid"]], 15)
+    wait_for(lambda: [r for r in runs(home) if r["status"] == "running" and r["pid"]], 40)
     d.stop(signal.SIGKILL)  # crash while the 05:30 run is going
     d = daemon(fake_at="2026-11-01 05:30:02")  # adopts it
     d.wait_ready()
@@ -363,10 +363,10 @@ def test_bad_task_file_added_while_running_does_not_stop_others(
         command = ["/bin/true"]
         """,
     )
-    d = daemon(fake_at="2026-11-01 05:29:55")
+    d = daemon(fake_at="2026-11-01 05:29:50")  # a 10 s lead: slow start-ups still see 05:30
     d.wait_ready()
     write_task("broken", 'schedule = "61 * * * *"\ncommand = ["/bin/true"]\n')
-    wait_for(lambda: [r for r in runs(home, "good") if r["status"] == "success"], 20)
+    wait_for(lambda: [r for r in runs(home, "good") if r["status"] == "success"], 40)
     assert statuses(home, "good") == [(iso("05:30"), "schedule", "success")]
     log = home.log_file.read_text()
     invalid = [line for line in log.splitlines() if '"task.invalid"' in line]

@@ -13,6 +13,11 @@ from support import Start, iso, runs, statuses, wait_for
 
 from bassi_schedd.config.paths import Home
 
+# Ten seconds before 05:30 in the daemon's clock: a new task is owed only times after the
+# daemon's first look at it, so its first tick must come before 05:30 even when a busy machine
+# slows the daemon's start-up by seconds.
+LEAD = "2026-11-01 05:29:50"
+
 
 def gone(pid: int) -> bool:
     """The process is dead (a zombie no one reaped counts)."""
@@ -33,9 +38,9 @@ def test_kill9_then_restart_adopts_live_run_and_loses_dead_one(
             on_missed = "latest"
             """,
         )
-    d = daemon(fake_at="2026-11-01 05:29:58")
+    d = daemon(fake_at=LEAD)
     d.wait_ready()
-    wait_for(lambda: len([r for r in runs(home) if r["status"] == "running" and r["pid"]]) == 2, 30)
+    wait_for(lambda: len([r for r in runs(home) if r["status"] == "running" and r["pid"]]) == 2, 40)
     d.stop(signal.SIGKILL)
     dead_pid = int(runs(home, "dead")[0]["pid"])  # type: ignore[arg-type]
     os.killpg(dead_pid, signal.SIGKILL)
@@ -71,9 +76,9 @@ def test_run_that_ended_while_no_daemon_watched_keeps_its_exit_code(
         on_missed = "latest"
         """,
     )
-    d = daemon(fake_at="2026-11-01 05:29:58")
+    d = daemon(fake_at=LEAD)
     d.wait_ready()
-    wait_for(lambda: [r["status"] for r in runs(home)] == ["running"] and runs(home)[0]["pid"], 30)
+    wait_for(lambda: [r["status"] for r in runs(home)] == ["running"] and runs(home)[0]["pid"], 40)
     d.stop(signal.SIGKILL)
     pid = int(runs(home)[0]["pid"])  # type: ignore[arg-type]
     release.touch()

@@ -230,7 +230,7 @@ def test_daemon_refuses_hostile_files_and_keeps_running_the_others(
 ) -> None:
     write_task("good", EVERY_MINUTE)
     # Just before a minute boundary: a huge jitter used to kill the daemon at the first due tick.
-    d = daemon(fake_at="2026-11-01 05:29:55")
+    d = daemon(fake_at="2026-11-01 05:29:50")  # a 10 s lead: slow start-ups still see 05:30
     d.wait_ready()
     write_task("jitter", EVERY_MINUTE + 'jitter = "99999999d"\n')
     write_task("west", 'at = "9999-12-31T23:59"\ntimezone = "America/New_York"\n' + CMD)
@@ -240,7 +240,7 @@ def test_daemon_refuses_hostile_files_and_keeps_running_the_others(
     errors = {str(e["task"]): str(e["error"]) for e in log_events(home, "task.invalid")}
     assert "key 'jitter': must be between 0s and 1d" in errors["jitter"]
     assert "key 'at'" in errors["west"] and "key 'at'" in errors["east"]
-    wait_for(lambda: [r for r in runs(home, "good") if r["status"] == "success"], 30)
+    wait_for(lambda: [r for r in runs(home, "good") if r["status"] == "success"], 40)
     assert d.proc.poll() is None
     assert cli("trigger", "good").returncode == 0
     wait_for(lambda: [r for r in runs(home, "good") if r["trigger"] == "manual"], 20)

@@ -136,7 +136,9 @@ def test_a_deleted_state_db_stops_the_daemon_and_trigger_says_so(
     home: Home, write_task, daemon: Start, cli
 ) -> None:
     write_task("job", NEVER)
-    d = daemon()
+    # Just after a minute boundary: the daemon sleeps ~30 s before it would look at its state
+    # DB on its own, so the trigger below is what finds it deleted.
+    d = daemon(fake_at="2026-11-01 05:30:01")
     d.wait_ready()
     home.state_db.unlink()
 

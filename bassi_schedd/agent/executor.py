@@ -40,6 +40,7 @@ from bassi_schedd.config.paths import FILE_MODE, write_private_file
 from bassi_schedd.core.errors import UsageError
 from bassi_schedd.core.outcome import EXIT_FAILED, EXIT_USAGE, Outcome, RunFacts, classify
 from bassi_schedd.runner.gate import gate_run_dir
+from bassi_schedd.runner.previous import read_run_json
 
 STDERR_TAIL_LINES = 20
 
@@ -146,7 +147,7 @@ def execute_run_dir(
     if verdict is not None and not verdict.go:
         status = "skipped_condition" if verdict.verdict == "skip" else "failed"
         outcome = Outcome(EXIT_FAILED, status, "gate", verdict.reason)
-        data = _result_json(outcome, _task_or_empty(run_dir), started_at)
+        data = _result_json(outcome, read_run_json(run_dir, "task.json"), started_at)
         write_private_file(run_dir / "result.json", json.dumps(data, indent=2) + "\n")
         return outcome.exit_code, data
     try:
@@ -200,14 +201,6 @@ def _attempt(
 def _stopped_by(run: _Run) -> int | float | None:
     """A signal or the timeout that ended the attempt (then nothing is tried again)."""
     return run.facts.signal if run.facts.signal is not None else run.facts.timed_out_s
-
-
-def _task_or_empty(run_dir: Path) -> dict[str, Any]:
-    try:
-        data = json.loads((run_dir / "task.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 async def _drive(prompt: str, options: Any, run: _Run, timeout_s: float | None) -> None:

@@ -34,6 +34,7 @@ from bassi_schedd.core.template import (
     render_prompt,
 )
 from bassi_schedd.runner.kill import signal_tree, stop_tree, tree_of
+from bassi_schedd.runner.previous import read_run_json
 from bassi_schedd.runner.spawn import ChildSpec, start_child
 
 GATE_FILE = "gate.json"
@@ -145,11 +146,8 @@ def _append(path: Path, text: str) -> None:
 def gate_run_dir(run_dir: Path, env: Mapping[str, str] | None = None) -> Verdict | None:
     """Run the gate of a prepared run folder (None: its task has none), record the verdict in
     gate.json and, when it says go, fill ``{when_output}`` into prompt.txt."""
-    try:
-        task = json.loads((run_dir / "task.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None  # the executor reports a bad folder in its own words
-    when = task.get("when") if isinstance(task, dict) else None
+    task = read_run_json(run_dir, "task.json")  # a bad one: the executor says why, in its words
+    when = task.get("when")
     if not when:
         return None
     timeout_s = float(task.get("when_timeout_s") or 60.0)

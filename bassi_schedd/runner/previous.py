@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bassi_schedd.core.template import LAST_RESULT_MAX_BYTES, clip_last_result
 from bassi_schedd.runner.outputcap import tail_text
@@ -39,13 +40,19 @@ def last_result(run_dir: Path | None, is_agent: bool) -> str:
     return clip_last_result(text, command=not is_agent)
 
 
-def read_result(run_dir: Path) -> dict[str, object]:
-    """A run's result.json as a dict; empty when it is missing or not a JSON object."""
+def read_run_json(run_dir: Path, name: str) -> dict[str, Any]:
+    """A JSON object file of a run folder (task.json, result.json); empty when it is missing,
+    unreadable or not a JSON object - callers that must tell why read it themselves."""
     try:
-        data = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
+        data = json.loads((run_dir / name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def read_result(run_dir: Path) -> dict[str, Any]:
+    """A run's result.json as a dict; empty when it is missing or not a JSON object."""
+    return read_run_json(run_dir, "result.json")
 
 
 def result_usage(result: dict[str, object], key: str) -> object:
